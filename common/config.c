@@ -1,0 +1,234 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { SETTING_STR, SETTING_INT } setting_type;
+
+typedef struct setting {
+    const char *name;
+    setting_type type;
+    size_t offset; /* into ap_config */
+    const char *def; /* NULL: computed (worker_id) */
+    long min, max;   /* SETTING_INT bounds */
+    unsigned programs;
+    const char *help;
+} setting;
+
+#define STR(f, d, p, h) {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h}
+#define INT(f, d, lo, hi, p, h) {#f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h}
+
+static const setting settings[] = {
+    STR(brokers, "127.0.0.1:9092", AP_PROG_ALL, "Kafka bootstrap servers"),
+    STR(redis_host, "127.0.0.1", AP_PROG_WORKER | AP_PROG_CTL, "Redis host"),
+    INT(redis_port, "6379", 1, 65535, AP_PROG_WORKER | AP_PROG_CTL, "Redis port"),
+    STR(pg_dsn, "host=127.0.0.1 port=5432 dbname=actionpool user=actionpool",
+        AP_PROG_WORKER | AP_PROG_CTL, "PostgreSQL connection string"),
+    STR(schema_dir, "", AP_PROG_ALL,
+        "folder with executor_map.json and sql/ (default: ../schemas beside the binary)"),
+    STR(topic_prefix, "actions", AP_PROG_ALL, "topics are PREFIX.<subsystem>[.retry.N|.dlq]"),
+    STR(group_id, "actionpool-workers", AP_PROG_WORKER, "consumer group of the workers"),
+    STR(subsystems, "campaigns,crm,pricing,routing,content", AP_PROG_WORKER,
+        "subsystems this worker consumes, comma-separated"),
+    STR(worker_id, NULL, AP_PROG_WORKER, "name recorded with each execution (default host:pid)"),
+    INT(batch_size, "500", 1, 100000, AP_PROG_WORKER, "most messages in one batch"),
+    INT(batch_ms, "50", 1, 60000, AP_PROG_WORKER, "longest wait in ms to fill a batch"),
+    INT(partitions, "6", 1, 1000, AP_PROG_CTL, "partitions of each topic created by migrate"),
+    INT(claim_lease_ms, "60000", 100, 86400000, AP_PROG_WORKER,
+        "idempotency claim lease in ms (a crashed worker's claim expires after it)"),
+    INT(done_ttl_s, "604800", 1, INT_MAX, AP_PROG_WORKER,
+        "seconds a finished idempotency key remembers its outcome in Redis"),
+    STR(log_level, "info", AP_PROG_ALL, "debug, info, warn or error"),
+};
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+static char **str_slot(ap_config *cfg, const setting *s) {
+    return (char **)((char *)cfg + s->offset);
+}
+
+static int *int_slot(ap_config *cfg, const setting *s) {
+    return (int *)((char *)cfg + s->offset);
+}
+
+/* Sets one setting from text; `source` names where it came from for errors. */
+static ap_status setting_set(ap_config *cfg, const setting *s, const char *text,
+                             const char *source, char *err, size_t errsz) {
+    if (s->type == SETTING_STR) {
+        char *copy = strdup(text);
+        if (!copy)
+            return AP_ERR_NOMEM;
+        free(*str_slot(cfg, s));
+        *str_slot(cfg, s) = copy;
+        return AP_OK;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end)
+        return ap_fail(AP_ERR_INVALID, err, errsz, "%s: cannot parse '%s' as an integer", source,
+                       text);
+    if (v < s->min || v > s->max)
+        return ap_fail(AP_ERR_INVALID, err, errsz, "%s: %ld is out of range %ld..%ld", source, v,
+                       s->min, s->max);
+    *int_slot(cfg, s) = (int)v;
+    return AP_OK;
+}
+
+static ap_status kafka_prop_add(ap_config *cfg, const char *name, const char *value) {
+    ap_kafka_prop *grown = realloc(cfg->kafka, (cfg->kafka_count + 1) * sizeof *grown);
+    if (!grown)
+        return AP_ERR_NOMEM;
+    cfg->kafka = grown;
+    grown[cfg->kafka_count].name = strdup(name);
+    grown[cfg->kafka_count].value = strdup(value);
+    if (!grown[cfg->kafka_count].name || !grown[cfg->kafka_count].value)
+        return AP_ERR_NOMEM;
+    cfg->kafka_count++;
+    return AP_OK;
+}
+
+ap_status ap_config_init(ap_config *cfg, char *err, size_t errsz) {
+    extern char **environ;
+    char envname[128], source[160];
+    ap_status st;
+
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting *s = &settings[i];
+        if (s->def && (st = setting_set(cfg, s, s->def, s->name, err, errsz)))
+            return st;
+        size_t n = (size_t)snprintf(envname, sizeof envname, "ACTIONPOOL_");
+        for (const char *c = s->name; *c && n < sizeof envname - 1; c++)
+            envname[n++] = (char)toupper((unsigned char)*c);
+        envname[n] = '\0';
+        const char *v = getenv(envname);
+        snprintf(source, sizeof source, "%s", envname);
+        if (v && (st = setting_set(cfg, s, v, source, err, errsz)))
+            return st;
+    }
+    if (!cfg->worker_id) {
+        char host[128] = "localhost", id[200];
+        gethostname(host, sizeof host - 1);
+        snprintf(id, sizeof id, "%s:%d", host, (int)getpid());
+        if (!(cfg->worker_id = strdup(id)))
+            return AP_ERR_NOMEM;
+    }
+    for (char **e = environ; *e; e++) {
+        static const char pfx[] = "ACTIONPOOL_KAFKA_";
+        if (strncmp(*e, pfx, sizeof pfx - 1))
+            continue;
+        const char *eq = strchr(*e, '=');
+        char prop[128];
+        size_t n = 0;
+        for (const char *c = *e + sizeof pfx - 1; c < eq && n < sizeof prop - 1; c++)
+            prop[n++] = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
+        prop[n] = '\0';
+        if ((st = kafka_prop_add(cfg, prop, eq + 1)))
+            return st;
+    }
+    return AP_OK;
+}
+
+int ap_config_flag(ap_config *cfg, int argc, char **argv, int *i, char *err, size_t errsz) {
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2))
+        return 0;
+    arg += 2;
+    const char *eq = strchr(arg, '=');
+    size_t namelen = eq ? (size_t)(eq - arg) : strlen(arg);
+    char name[128];
+    if (namelen >= sizeof name)
+        return 0;
+    for (size_t k = 0; k < namelen; k++)
+        name[k] = arg[k] == '-' ? '_' : arg[k];
+    name[namelen] = '\0';
+
+    const setting *s = NULL;
+    for (size_t k = 0; k < NSETTINGS; k++)
+        if (!strcmp(settings[k].name, name))
+            s = &settings[k];
+    int is_kafka = !strncmp(name, "kafka.", 6);
+    if (!s && !is_kafka)
+        return 0;
+
+    const char *value = eq ? eq + 1 : NULL;
+    int used = 1;
+    if (!value) {
+        if (*i + 1 >= argc) {
+            ap_fail(AP_ERR_INVALID, err, errsz, "option '--%.*s' needs a value", (int)namelen, arg);
+            return -1;
+        }
+        value = argv[*i + 1];
+        used = 2;
+    }
+    char source[160];
+    snprintf(source, sizeof source, "--%.*s", (int)namelen, arg);
+    ap_status st;
+    if (is_kafka) {
+        char prop[128];
+        snprintf(prop, sizeof prop, "%.*s", (int)namelen - 6, arg + 6);
+        st = kafka_prop_add(cfg, prop, value);
+    } else {
+        st = setting_set(cfg, s, value, source, err, errsz);
+    }
+    if (st) {
+        if (st == AP_ERR_NOMEM)
+            ap_fail(st, err, errsz, "out of memory");
+        return -1;
+    }
+    *i += used;
+    return 1;
+}
+
+void ap_config_usage(FILE *out, unsigned program) {
+    fprintf(out, "Settings (a flag wins over its environment variable):\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting *s = &settings[i];
+        if (!(s->programs & program))
+            continue;
+        char flag[64], env[80];
+        size_t f = 0, e = (size_t)snprintf(env, sizeof env, "ACTIONPOOL_");
+        for (const char *c = s->name; *c; c++) {
+            flag[f++] = *c == '_' ? '-' : *c;
+            env[e++] = (char)toupper((unsigned char)*c);
+        }
+        flag[f] = env[e] = '\0';
+        fprintf(out, "  --%-16s %-27s %s (default: %s)\n", flag, env, s->help,
+                s->def && *s->def ? s->def : "computed");
+    }
+    fprintf(out, "  --kafka.<property>  ACTIONPOOL_KAFKA_<PROPERTY>  any librdkafka property\n");
+}
+
+void ap_config_schema_path(const ap_config *cfg, const char *name, char *buf, size_t size) {
+    if (cfg->schema_dir && *cfg->schema_dir) {
+        snprintf(buf, size, "%s/%s", cfg->schema_dir, name);
+        return;
+    }
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(buf, size, "%s/../schemas/%s", slash ? exe : ".", name);
+}
+
+void ap_config_release(ap_config *cfg) {
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].type == SETTING_STR)
+            free(*str_slot(cfg, &settings[i]));
+    for (int i = 0; i < cfg->kafka_count; i++) {
+        free(cfg->kafka[i].name);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,361 @@
+/* ctl_main.c — actionpool-ctl, the ops tool: argv, dispatch and usage. The
+ * work of each command lives in its own file (migrate.c, lag.c, report.c).
+ *
+ *   actionpool-ctl [settings flags] COMMAND [options]
+ *
+ * Exit status: 0 ok; 1 the command ran but found a problem (lag --wait timed
+ * out, Postgres or Kafka refused something); 2 usage, configuration or
+ * connection error. Every failure writes one line "actionpool-ctl: ..." on
+ * stderr. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "lag.h"
+#include "log.h"
+#include "migrate.h"
+#include "report.h"
+#include "status.h"
+
+#define CTL_VERSION "0.1.0"
+
+enum { CTL_OK = 0, CTL_PROBLEM = 1, CTL_USAGE = 2 };
+
+/* What argv asked for, besides the settings (which land in ap_config). */
+typedef struct ctl_opts {
+    const struct command *command; /* NULL until the command word is seen */
+    int help;
+    int sql_only, topics_only; /* migrate */
+    int replication_factor;    /* migrate; default 1 */
+    int wait_s;                /* lag; -1: no --wait */
+    int json;                  /* lag, report */
+    const char *tenant;        /* report; borrowed from argv; NULL: all tenants */
+} ctl_opts;
+
+typedef struct command {
+    const char *name;
+    const char *summary;
+    void (*usage)(FILE *out);
+    int (*run)(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz); /* exit code */
+} command;
+
+/* AP_ERR_PG and AP_ERR_KAFKA mean the server answered and refused: a problem
+ * found (1). Everything else means the command could not run (2): see the
+ * status conventions in migrate.h, lag.h and report.h. */
+static int exit_code(ap_status st) {
+    switch (st) {
+    case AP_OK: return CTL_OK;
+    case AP_ERR_PG:
+    case AP_ERR_KAFKA: return CTL_PROBLEM;
+    default: return CTL_USAGE;
+    }
+}
+
+/* ---------------------------------------------------------------- migrate */
+
+static void migrate_usage(FILE *out) {
+    fprintf(out,
+            "Usage: actionpool-ctl [settings flags] migrate [--sql-only | --topics-only]\n"
+            "                      [--replication-factor N]\n"
+            "\n"
+            "Brings Postgres and Kafka to the shape this release expects. Running it again\n"
+            "changes nothing; concurrent runs wait for each other.\n"
+            "  postgres  applies the files sql/NNN_name.sql of the schema folder that table\n"
+            "            schema_migrations does not list yet, in the order of NNN, each in\n"
+            "            its own transaction\n"
+            "  kafka     creates PREFIX.<s>, PREFIX.<s>.retry.1..%d and PREFIX.<s>.dlq for every\n"
+            "            subsystem <s> of executor_map.json, each with --partitions partitions\n"
+            "            (a topic that exists is left as it is)\n"
+            "\n"
+            "Options:\n"
+            "  --sql-only                only the Postgres migrations\n"
+            "  --topics-only             only the Kafka topics\n"
+            "  --replication-factor N    replicas of each new topic (default 1, for a single\n"
+            "                            broker such as the local stack; 3 on a real cluster)\n",
+            AP_RETRY_TOPICS);
+}
+
+static int migrate_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz) {
+    ap_status st = AP_OK;
+    if (o->sql_only && o->topics_only) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "--sql-only and --topics-only exclude each other");
+        return CTL_USAGE;
+    }
+    if (!o->topics_only && (st = ap_migrate_sql(cfg, stdout, err, errsz)))
+        return exit_code(st);
+    if (!o->sql_only)
+        st = ap_migrate_topics(cfg, o->replication_factor, stdout, err, errsz);
+    return exit_code(st);
+}
+
+/* ---------------------------------------------------------------- lag */
+
+static void lag_usage(FILE *out) {
+    fprintf(out, "Usage: actionpool-ctl [settings flags] lag [--wait SECONDS] [--json]\n"
+                 "\n"
+                 "Shows, per partition of the main and retry topics of every subsystem, the\n"
+                 "offset the worker group (--group-id, ACTIONPOOL_GROUP_ID) has committed, the\n"
+                 "end offset and the lag between them, and the total: the actions not settled\n"
+                 "yet. Reads only; never joins the group or commits.\n"
+                 "\n"
+                 "Options:\n"
+                 "  --wait SECONDS   measure once a second until the total lag is 0 twice in a\n"
+                 "                   row (exit 0) or SECONDS have passed (exit 1), with progress\n"
+                 "                   on stderr; then show the last measurement\n"
+                 "  --json           one JSON object instead of the table\n");
+}
+
+static int lag_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz) {
+    int rc = CTL_OK, drained = 1;
+    ap_status st;
+    ap_lag lag = {0};
+    ap_lag_probe *p = ap_lag_probe_new(cfg, err, errsz);
+    if (!p) {
+        rc = CTL_USAGE;
+        goto out;
+    }
+    if (o->wait_s >= 0)
+        st = ap_lag_wait(p, o->wait_s, &lag, stderr, &drained, err, errsz);
+    else
+        st = ap_lag_measure(p, &lag, err, errsz);
+    if (st) {
+        rc = exit_code(st);
+        goto out;
+    }
+    ap_lag_print(stdout, p, &lag, o->json);
+    if (!drained) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "lag: %lld messages left after %d s",
+                (long long)lag.total, o->wait_s);
+        rc = CTL_PROBLEM;
+    }
+out:
+    ap_lag_release(&lag);
+    ap_lag_probe_free(p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- report */
+
+static void report_usage(FILE *out) {
+    fprintf(out,
+            "Usage: actionpool-ctl [settings flags] report [--tenant T] [--json]\n"
+            "\n"
+            "Shows what the workers recorded in Postgres, from one snapshot: the actions by\n"
+            "subsystem and status, the entity state with the action that set each value\n"
+            "(first %d rows), and the newest %d rejected and %d duplicate actions.\n"
+            "\n"
+            "Options:\n"
+            "  --tenant T   only tenant T\n"
+            "  --json       one JSON object instead of the tables\n",
+            AP_REPORT_STATE_LIMIT, AP_REPORT_LIST_LIMIT, AP_REPORT_LIST_LIMIT);
+}
+
+static int report_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz) {
+    return exit_code(ap_report_write(cfg, o->tenant, o->json, stdout, err, errsz));
+}
+
+/* ---------------------------------------------------------------- argv */
+
+static const command commands[] = {
+    {"migrate", "apply the SQL migrations and create the Kafka topics (idempotent)", migrate_usage,
+     migrate_run},
+    {"lag", "show the worker group's lag; with --wait, wait until every action is settled",
+     lag_usage, lag_run},
+    {"report", "show the actions, entity state, rejections and duplicates in Postgres",
+     report_usage, report_run},
+};
+#define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void program_usage(FILE *out) {
+    fprintf(out, "Usage: actionpool-ctl [settings flags] COMMAND [options]\n"
+                 "\n"
+                 "The ops tool of actionpool.\n"
+                 "\n"
+                 "Commands:\n");
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n"
+                 "Options:\n"
+                 "  --help       this help; COMMAND --help shows the options of a command\n"
+                 "  --version    print the version\n"
+                 "\n"
+                 "Exit status: 0 ok; 1 the command ran but found a problem (lag --wait timed\n"
+                 "out, Postgres or Kafka refused something); 2 usage, configuration or\n"
+                 "connection error.\n"
+                 "\n");
+    ap_config_usage(out, AP_PROG_CTL);
+}
+
+/* When argv[*i] is option `name` ("--name value" or "--name=value"), sets
+ * *value (NULL for a flag without one: want_value 0), advances *i and returns
+ * 1; -1 with err set when its value is missing or given to a flag; 0 otherwise. */
+static int option_take(int argc, char **argv, int *i, const char *name, int want_value,
+                       const char **value, char *err, size_t errsz) {
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) || (arg[n] && arg[n] != '='))
+        return 0;
+    if (!want_value) {
+        if (arg[n]) {
+            ap_fail(AP_ERR_INVALID, err, errsz, "option '%s' takes no value", name);
+            return -1;
+        }
+        *value = NULL;
+        *i += 1;
+        return 1;
+    }
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        *i += 1;
+        return 1;
+    }
+    if (*i + 1 >= argc) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "option '%s' needs a value", name);
+        return -1;
+    }
+    *value = argv[*i + 1];
+    *i += 2;
+    return 1;
+}
+
+/* Parses a whole decimal int in lo..hi for option name. */
+static int int_parse(const char *name, const char *text, int lo, int hi, int *out, char *err,
+                     size_t errsz) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "%s: cannot parse '%s' as an integer", name, text);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "%s: %ld is out of range %d..%d", name, v, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* Tries argv[*i] as an option of command cmd; returns like option_take. */
+static int command_option(const command *cmd, ctl_opts *o, int argc, char **argv, int *i, char *err,
+                          size_t errsz) {
+    const char *v;
+    int r = 0;
+    if (!strcmp(cmd->name, "migrate")) {
+        if ((r = option_take(argc, argv, i, "--sql-only", 0, &v, err, errsz)) == 1)
+            o->sql_only = 1;
+        else if (!r && (r = option_take(argc, argv, i, "--topics-only", 0, &v, err, errsz)) == 1)
+            o->topics_only = 1;
+        else if (!r &&
+                 (r = option_take(argc, argv, i, "--replication-factor", 1, &v, err, errsz)) == 1)
+            r = int_parse("--replication-factor", v, 1, 32767, &o->replication_factor, err, errsz)
+                    ? -1
+                    : 1;
+        return r;
+    }
+    if ((r = option_take(argc, argv, i, "--json", 0, &v, err, errsz)) == 1)
+        o->json = 1;
+    else if (!r && !strcmp(cmd->name, "lag") &&
+             (r = option_take(argc, argv, i, "--wait", 1, &v, err, errsz)) == 1)
+        r = int_parse("--wait", v, 1, 86400, &o->wait_s, err, errsz) ? -1 : 1;
+    else if (!r && !strcmp(cmd->name, "report") &&
+             (r = option_take(argc, argv, i, "--tenant", 1, &v, err, errsz)) == 1) {
+        if (!*v) {
+            ap_fail(AP_ERR_INVALID, err, errsz, "option '--tenant' needs a non-empty value");
+            return -1;
+        }
+        o->tenant = v;
+    }
+    return r;
+}
+
+/* The command whose option argv[i] is, for a hint when it comes too early. */
+static const command *option_owner(int argc, char **argv, int i) {
+    for (int c = 0; c < NCOMMANDS; c++) {
+        ctl_opts scratch = {0};
+        int j = i;
+        char ignored[8];
+        if (command_option(&commands[c], &scratch, argc, argv, &j, ignored, sizeof ignored))
+            return &commands[c];
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    ap_config cfg;
+    ctl_opts o = {.replication_factor = 1, .wait_s = -1};
+    char err[1024] = "";
+    int rc = CTL_USAGE;
+
+    if (ap_config_init(&cfg, err, sizeof err))
+        goto out;
+    for (int i = 1; i < argc;) {
+        const char *arg = argv[i];
+        int r;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            o.help = 1;
+            i++;
+        } else if (!strcmp(arg, "--version")) {
+            printf("actionpool-ctl %s\n", CTL_VERSION);
+            rc = CTL_OK;
+            goto out;
+        } else if (arg[0] != '-') {
+            if (o.command) {
+                ap_fail(AP_ERR_INVALID, err, sizeof err, "unexpected argument '%s'", arg);
+                goto out;
+            }
+            for (int c = 0; c < NCOMMANDS && !o.command; c++)
+                if (!strcmp(commands[c].name, arg))
+                    o.command = &commands[c];
+            if (!o.command) {
+                ap_fail(AP_ERR_INVALID, err, sizeof err,
+                        "unknown command '%s' (see actionpool-ctl --help)", arg);
+                goto out;
+            }
+            i++;
+        } else if (o.command &&
+                   (r = command_option(o.command, &o, argc, argv, &i, err, sizeof err))) {
+            if (r < 0)
+                goto out;
+        } else if ((r = ap_config_flag(&cfg, argc, argv, &i, err, sizeof err))) {
+            if (r < 0)
+                goto out;
+        } else {
+            const command *owner = o.command ? NULL : option_owner(argc, argv, i);
+            if (owner)
+                ap_fail(AP_ERR_INVALID, err, sizeof err,
+                        "option '%s' belongs after the command ('%s %s')", arg, owner->name, arg);
+            else
+                ap_fail(AP_ERR_INVALID, err, sizeof err,
+                        "unknown option '%s' (see actionpool-ctl %s%s--help)", arg,
+                        o.command ? o.command->name : "", o.command ? " " : "");
+            goto out;
+        }
+    }
+    if (o.help) {
+        if (o.command)
+            o.command->usage(stdout);
+        else
+            program_usage(stdout);
+        rc = CTL_OK;
+        goto out;
+    }
+    if (!o.command) {
+        ap_fail(AP_ERR_INVALID, err, sizeof err, "no command given (see actionpool-ctl --help)");
+        goto out;
+    }
+    if (ap_log_init("ctl", cfg.log_level)) {
+        ap_fail(AP_ERR_INVALID, err, sizeof err, "unknown log level '%s'", cfg.log_level);
+        goto out;
+    }
+    rc = o.command->run(&cfg, &o, err, sizeof err);
+out:
+    fflush(stdout);
+    if (rc != CTL_OK)
+        fprintf(stderr, "actionpool-ctl: %s\n", *err ? err : "failed");
+    ap_config_release(&cfg);
+    return rc;
+}

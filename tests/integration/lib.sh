@@ -1,0 +1,103 @@
+# lib.sh — helpers for integration tests. A test is a numbered bash file that
+# sources this file; run.sh gives it a running stack (ACTIONPOOL_* and AP_*_PORT
+# in the environment). Each test gets its own database, topic prefix, consumer
+# group and Redis namespace, so tests never see each other's data.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${AP_BIN:-$REPO/bin}
+TEST_NAME=$(basename "$0" .sh)
+TEST_ID=t$(echo "$TEST_NAME" | tr -c 'a-z0-9\n' '_' | cut -c1-40)
+TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ap-$TEST_ID.XXXX")
+FAILURES=0
+CHECKS=0
+declare -A WORKER_PIDS=()
+
+say() { printf '  %s\n' "$*"; }
+
+# Fresh database, topics and Redis keys for this test; applies the migrations.
+test_begin() {
+  local db=$TEST_ID
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d postgres \
+    -c "drop database if exists $db" -c "create database $db owner actionpool" >/dev/null ||
+    { echo "cannot create database $db"; exit 1; }
+  export ACTIONPOOL_PG_DSN="host=127.0.0.1 port=$AP_PG_PORT dbname=$db user=actionpool"
+  export ACTIONPOOL_TOPIC_PREFIX=$TEST_ID
+  export ACTIONPOOL_GROUP_ID=$TEST_ID-workers
+  export ACTIONPOOL_PARTITIONS=${ACTIONPOOL_PARTITIONS:-4}
+  export ACTIONPOOL_BATCH_MS=${ACTIONPOOL_BATCH_MS:-20}
+  redis-cli -p "$AP_REDIS_PORT" flushall >/dev/null
+  "$BIN/actionpool-ctl" migrate >"$TEST_DIR/migrate.out" 2>&1 ||
+    { cat "$TEST_DIR/migrate.out"; echo "migrate failed"; exit 1; }
+}
+
+# Stops every worker this test started, prints the verdict, exits with it.
+test_end() {
+  local name
+  for name in "${!WORKER_PIDS[@]}"; do worker_stop "$name"; done
+  if ((FAILURES)); then
+    echo "FAIL $TEST_NAME: $FAILURES of $CHECKS checks failed (logs in $TEST_DIR)"
+    exit 1
+  fi
+  echo "ok   $TEST_NAME: $CHECKS checks"
+  rm -rf "$TEST_DIR"
+  exit 0
+}
+
+check() { # check DESCRIPTION ACTUAL EXPECTED
+  CHECKS=$((CHECKS + 1))
+  if [[ $2 == "$3" ]]; then return 0; fi
+  FAILURES=$((FAILURES + 1))
+  say "FAILED: $1"
+  say "  expected: $3"
+  say "  actual:   $2"
+}
+
+check_match() { # check_match DESCRIPTION TEXT EXTENDED-REGEX
+  CHECKS=$((CHECKS + 1))
+  if grep -Eq -- "$3" <<<"$2"; then return 0; fi
+  FAILURES=$((FAILURES + 1))
+  say "FAILED: $1"
+  say "  expected to match: $3"
+  say "  actual: $(head -c 2000 <<<"$2")"
+}
+
+sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 "$ACTIONPOOL_PG_DSN" -c "$1"; }
+
+# worker_start NAME [flags...]: a worker in the background, logging to TEST_DIR.
+worker_start() {
+  local name=$1
+  shift
+  ACTIONPOOL_WORKER_ID=$name "$BIN/actionpool-worker" "$@" 2>"$TEST_DIR/$name.log" &
+  WORKER_PIDS[$name]=$!
+}
+
+# worker_stop NAME [SIGNAL]: signals the worker (TERM by default) and waits.
+worker_stop() {
+  local name=$1 sig=${2:-TERM} pid=${WORKER_PIDS[$1]:-}
+  [[ -n $pid ]] || return 0
+  kill -"$sig" "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  unset "WORKER_PIDS[$name]"
+}
+
+# Waits until the worker group has committed every message (or fails the test).
+wait_drained() {
+  local out
+  if ! out=$("$BIN/actionpool-ctl" lag --wait "${1:-60}" 2>&1); then
+    check "the workers drain their topics within ${1:-60} s" "$out" "(drained)"
+    return 1
+  fi
+}
+
+publish() { "$BIN/actionpool-producer" publish "$@"; }
+
+# produce_raw TOPIC KEY < lines: messages straight onto a topic, as any client could.
+produce_raw() {
+  kcat -P -b "$ACTIONPOOL_BROKERS" -t "$1" -k "$2" -z none
+}
+
+# consume_all TOPIC: every message on TOPIC with its headers, one JSON per line.
+consume_all() {
+  kcat -C -b "$ACTIONPOOL_BROKERS" -t "$1" -o beginning -e -q -J 2>/dev/null
+}

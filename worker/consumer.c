@@ -1,0 +1,125 @@
+#include "consumer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka_conf.h"
+#include "log.h"
+#include "topics.h"
+
+struct ap_consumer {
+    rd_kafka_t *rk;
+};
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+ap_consumer *ap_consumer_new(const ap_config *cfg, char *err, size_t errsz) {
+    static const char *const defaults[] = {
+        "enable.auto.commit", "true", /* commits what ap_consumer_store stored */
+        "auto.commit.interval.ms", "1000",
+        "auto.offset.reset", "earliest",
+        "enable.partition.eof", "false",
+        "partition.assignment.strategy", "cooperative-sticky",
+        NULL,
+    };
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    ap_consumer *c = calloc(1, sizeof *c);
+    rd_kafka_conf_t *conf = c ? ap_kafka_conf_new(cfg, defaults, err, errsz) : NULL;
+    if (!conf)
+        goto fail;
+    /* Correctness, not tuning: never store an offset before its batch is durable. */
+    if (ap_kafka_conf_set(conf, "group.id", cfg->group_id, err, errsz) ||
+        ap_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errsz) ||
+        ap_kafka_conf_set(conf, "client.id", cfg->worker_id, err, errsz))
+        goto fail;
+    if (!(c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errsz)))
+        goto fail;
+    conf = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(c->rk);
+
+    topics = rd_kafka_topic_partition_list_new(8);
+    char *list = strdup(cfg->subsystems), *save = NULL, topic[AP_TOPIC_MAX];
+    for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+        ap_topic_main(topic, sizeof topic, cfg->topic_prefix, s);
+        rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    }
+    free(list);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        ap_fail(AP_ERR_KAFKA, err, errsz, "cannot subscribe: %s", rd_kafka_err2str(e));
+        goto fail;
+    }
+    return c;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (c && c->rk)
+        rd_kafka_destroy(c->rk);
+    free(c);
+    return NULL;
+}
+
+int ap_consumer_poll_batch(ap_consumer *c, rd_kafka_message_t **msgs, int max, int wait_ms) {
+    int n = 0;
+    long long deadline = now_ms() + wait_ms;
+    while (n < max) {
+        long long left = deadline - now_ms();
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, n ? 0 : (int)(left > 0 ? left : 0));
+        if (!m) {
+            if (n || now_ms() >= deadline)
+                break;
+            continue;
+        }
+        if (m->err) {
+            ap_log(m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? AP_LOG_DEBUG : AP_LOG_WARN,
+                   "consumer error", "error", rd_kafka_message_errstr(m), NULL);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        msgs[n++] = m;
+    }
+    return n;
+}
+
+void ap_consumer_store(ap_consumer *c, rd_kafka_message_t **msgs, int count) {
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(count);
+    for (int i = 0; i < count; i++) {
+        const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(offsets, topic, msgs[i]->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(offsets, topic, msgs[i]->partition);
+        if (msgs[i]->offset + 1 > p->offset)
+            p->offset = msgs[i]->offset + 1;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, offsets);
+    if (e) /* partitions revoked meanwhile: their new owner re-reads and finds the rows */
+        ap_log(AP_LOG_INFO, "offsets not stored", "error", rd_kafka_err2str(e), NULL);
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+void ap_consumer_pause(ap_consumer *c, int paused) {
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(c->rk, &assigned))
+        return;
+    if (paused)
+        rd_kafka_pause_partitions(c->rk, assigned);
+    else
+        rd_kafka_resume_partitions(c->rk, assigned);
+    rd_kafka_topic_partition_list_destroy(assigned);
+}
+
+void ap_consumer_close(ap_consumer *c) {
+    if (!c)
+        return;
+    rd_kafka_commit(c->rk, NULL, 0); /* synchronously: what was stored */
+    rd_kafka_consumer_close(c->rk);
+    rd_kafka_destroy(c->rk);
+    free(c);
+}

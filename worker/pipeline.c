@@ -1,0 +1,170 @@
+#include "pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "action.h"
+#include "dead_letter.h"
+#include "log.h"
+#include "validate.h"
+
+typedef enum { ITEM_DEAD_LETTER, ITEM_REJECT, ITEM_EXECUTE } item_kind;
+
+typedef struct item {
+    item_kind kind;
+    ap_action action;
+    char reason[1024];
+    const char *status; /* what to record: "executed", "dry_run" or "rejected" */
+} item;
+
+/* Reads one message into an item: a dead letter, a rejection or an execution. */
+static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *today, item *it) {
+    char subsystem[64];
+    ap_verdict verdict;
+
+    if (ap_action_parse(&it->action, m->payload, m->len, it->reason, sizeof it->reason)) {
+        it->kind = ITEM_DEAD_LETTER;
+        return;
+    }
+    it->kind = ITEM_REJECT;
+    it->status = "rejected";
+    if (ap_validate(p->map, it->action.json, today, &verdict)) {
+        ap_verdict_format(&verdict, it->reason, sizeof it->reason);
+        return;
+    }
+    /* Any client can produce to our topics: the action must be on its own. */
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (!ap_topic_subsystem(p->cfg->topic_prefix, topic, subsystem, sizeof subsystem) ||
+        strcmp(subsystem, it->action.subsystem)) {
+        snprintf(it->reason, sizeof it->reason,
+                 "owner_subsystem: topic: action for '%s' arrived on topic '%s'",
+                 it->action.subsystem, topic);
+        return;
+    }
+    it->kind = ITEM_EXECUTE;
+    it->status = json_is_true(json_object_get(it->action.json, "dry_run")) ? "dry_run" : "executed";
+}
+
+/* The ap_record_batch item of one action (see schemas/sql). Members taken
+ * from an invalid action are only those that are sure to be well-formed. */
+static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item *it, int ord) {
+    const ap_action *a = &it->action;
+    json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}",
+                          "ord", ord, "action_id", a->action_id, "tenant_id", a->tenant_id,
+                          "idempotency_key", a->idempotency_key, "payload", a->json, "status",
+                          it->status, "worker_id", p->cfg->worker_id, "subsystem", a->subsystem,
+                          "action_type", a->action_type, "entity_id", a->entity_id, "topic",
+                          rd_kafka_topic_name(m->rkt), "partition", (int)m->partition, "offset",
+                          (json_int_t)m->offset);
+    if (it->kind == ITEM_REJECT) {
+        json_object_set_new(j, "reason", json_string(it->reason));
+        return j;
+    }
+    json_t *tier = json_object_get(a->json, "tier");
+    if (tier)
+        json_object_set(j, "tier", tier);
+    json_object_set_new(j, "field", json_string(a->field));
+    json_object_set_new(j, "value", ap_action_value(a));
+    json_object_set_new(j, "target", json_string("postgres"));
+    json_object_set_new(j, "created_at", json_string(a->created_at));
+    if (a->run_id)
+        json_object_set_new(j, "run_id", json_string(a->run_id));
+    return j;
+}
+
+static void count(ap_pipeline_stats *s, const char *outcome) {
+    if (!strcmp(outcome, "executed"))
+        s->executed++;
+    else if (!strcmp(outcome, "dry_run"))
+        s->dry_run++;
+    else if (!strcmp(outcome, "rejected"))
+        s->rejected++;
+    else if (!strcmp(outcome, "duplicate"))
+        s->duplicate++;
+    else if (!strcmp(outcome, "redelivered"))
+        s->redelivered++;
+}
+
+ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char *err,
+                          size_t errsz) {
+    ap_status st = AP_OK;
+    char today[11];
+    item *items = calloc((size_t)n, sizeof *items);
+    const char **keys = calloc((size_t)n, sizeof *keys);
+    int *key_item = calloc((size_t)n, sizeof *key_item);
+    ap_claim *claims = calloc((size_t)n, sizeof *claims);
+    char(*outcomes)[32] = calloc((size_t)n, sizeof *outcomes);
+    json_t *batch = json_array();
+    int nkeys = 0, dead = 0;
+    if (!items || !keys || !key_item || !claims || !outcomes || !batch) {
+        st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+        goto out;
+    }
+
+    ap_today_utc(today);
+    for (int i = 0; i < n; i++) {
+        item_read(p, msgs[i], today, &items[i]);
+        if (items[i].kind == ITEM_EXECUTE) {
+            key_item[nkeys] = i;
+            keys[nkeys++] = items[i].action.idempotency_key;
+        }
+    }
+
+    /* For the built-in store the Postgres transaction below is the guard; the
+     * claim makes a key's owner known to every replica (and to targets whose
+     * effect a database constraint cannot undo). */
+    if (nkeys && (st = ap_claims_take(p->claims, keys, nkeys, claims, NULL, err, errsz)))
+        goto out;
+
+    for (int i = 0; i < n; i++)
+        if (items[i].kind != ITEM_DEAD_LETTER)
+            json_array_append_new(batch, item_json(p, msgs[i], &items[i], i));
+    if (json_array_size(batch) && (st = ap_store_record(p->store, batch, outcomes, n, err, errsz)))
+        goto out;
+
+    for (int i = 0; i < n; i++) {
+        if (items[i].kind != ITEM_DEAD_LETTER)
+            continue;
+        if ((st = ap_dead_letter_send(p->dead_letters, p->cfg, msgs[i], "unparseable",
+                                      items[i].reason, err, errsz)))
+            goto out;
+        dead++;
+    }
+    if (dead && ap_publisher_flush(p->dead_letters, 30000)) {
+        st = ap_fail(AP_ERR_KAFKA, err, errsz, "dead letters not delivered within 30 s");
+        goto out;
+    }
+
+    /* Durable: count, log, and let every replica know the keys are done. */
+    for (int k = 0; k < nkeys; k++)
+        if (claims[k] == AP_CLAIM_OWNED)
+            ap_claims_finish(p->claims, keys[k], outcomes[key_item[k]]);
+    for (int i = 0; i < n; i++) {
+        item *it = &items[i];
+        if (it->kind == ITEM_DEAD_LETTER) {
+            p->stats.dead_lettered++;
+            ap_log(AP_LOG_WARN, "dead-lettered", "reason", it->reason, "topic",
+                   rd_kafka_topic_name(msgs[i]->rkt), NULL);
+            continue;
+        }
+        count(&p->stats, outcomes[i]);
+        if (it->kind == ITEM_REJECT && !strcmp(outcomes[i], "rejected"))
+            ap_log(AP_LOG_WARN, "rejected", "action_id", it->action.action_id, "tenant_id",
+                   it->action.tenant_id, "reason", it->reason, NULL);
+        else
+            ap_log(AP_LOG_DEBUG, outcomes[i], "action_id", it->action.action_id, "tenant_id",
+                   it->action.tenant_id, NULL);
+    }
+    p->stats.batches++;
+
+out:
+    for (int i = 0; items && i < n; i++)
+        ap_action_release(&items[i].action);
+    json_decref(batch);
+    free(outcomes);
+    free(claims);
+    free(key_item);
+    free(keys);
+    free(items);
+    return st;
+}

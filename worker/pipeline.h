@@ -1,0 +1,38 @@
+/* pipeline.h — what a worker does with one batch of messages:
+ *   parse -> validate (against the executor map, again) -> claim idempotency
+ *   keys in Redis (one round trip) -> record outcomes and apply executed changes
+ *   in Postgres (one transaction) -> dead-letter what cannot be a row.
+ * Only when ap_pipeline_run returns AP_OK may the batch's offsets be stored. */
+#ifndef AP_PIPELINE_H
+#define AP_PIPELINE_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "claims.h"
+#include "config.h"
+#include "executor_map.h"
+#include "publisher.h"
+#include "store.h"
+
+/* Outcomes counted since start, for progress lines and the exit summary. */
+typedef struct ap_pipeline_stats {
+    long executed, dry_run, rejected, duplicate, redelivered, dead_lettered, batches;
+} ap_pipeline_stats;
+
+typedef struct ap_pipeline {
+    const ap_config *cfg;        /* borrowed */
+    const ap_executor_map *map;  /* borrowed */
+    ap_claims *claims;           /* borrowed */
+    ap_store *store;             /* borrowed */
+    ap_publisher *dead_letters;  /* borrowed */
+    ap_pipeline_stats stats;
+} ap_pipeline;
+
+/* Processes msgs[0..n) (borrowed). AP_OK: every message is durable, as an
+ * actions row or a dead letter. Otherwise Redis, Postgres or Kafka failed, err
+ * says which, and running the same messages again is safe: Postgres turns what
+ * was already recorded into "redelivered" and changes nothing twice. */
+ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char *err,
+                          size_t errsz);
+
+#endif

@@ -1,0 +1,79 @@
+#include "store.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ap_store {
+    PGconn *pg;
+    char *dsn;
+};
+
+static ap_status store_connect(ap_store *s, char *err, size_t errsz) {
+    if (s->pg && PQstatus(s->pg) == CONNECTION_OK)
+        return AP_OK;
+    PQfinish(s->pg);
+    s->pg = PQconnectdb(s->dsn);
+    if (PQstatus(s->pg) != CONNECTION_OK) {
+        ap_fail(AP_ERR_PG, err, errsz, "cannot connect to postgres: %s",
+                PQerrorMessage(s->pg));
+        PQfinish(s->pg);
+        s->pg = NULL;
+        return AP_ERR_PG;
+    }
+    return AP_OK;
+}
+
+ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz) {
+    ap_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->dsn = strdup(cfg->pg_dsn))) {
+        free(s);
+        ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+        return NULL;
+    }
+    if (store_connect(s, err, errsz)) {
+        ap_store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n,
+                          char *err, size_t errsz) {
+    ap_status st = store_connect(s, err, errsz);
+    if (st)
+        return st;
+    char *text = json_dumps(items, JSON_COMPACT);
+    if (!text)
+        return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+    const char *params[1] = {text};
+    PGresult *res = PQexecParams(s->pg,
+                                 "SELECT ord, outcome FROM ap_record_batch($1::jsonb)", 1, NULL,
+                                 params, NULL, NULL, 0);
+    free(text);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = ap_fail(AP_ERR_PG, err, errsz, "recording the batch failed: %s",
+                     PQresultErrorMessage(res));
+        if (PQstatus(s->pg) != CONNECTION_OK) {
+            PQfinish(s->pg);
+            s->pg = NULL;
+        }
+        goto out;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        int ord = atoi(PQgetvalue(res, row, 0));
+        if (ord >= 0 && ord < n)
+            snprintf(outcomes[ord], 32, "%s", PQgetvalue(res, row, 1));
+    }
+out:
+    PQclear(res);
+    return st;
+}
+
+void ap_store_free(ap_store *s) {
+    if (!s)
+        return;
+    PQfinish(s->pg);
+    free(s->dsn);
+    free(s);
+}

@@ -1,0 +1,26 @@
+/* store.h — the worker's Postgres side: one statement per batch records every
+ * outcome and applies the executed changes to entity_state atomically
+ * (ap_record_batch in schemas/sql), so the effect is exactly once. */
+#ifndef AP_STORE_H
+#define AP_STORE_H
+
+#include <jansson.h>
+
+#include "config.h"
+
+typedef struct ap_store ap_store;
+
+/* Connects with cfg->pg_dsn. Returns NULL with err set. */
+ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz);
+
+/* Records `items` (the ap_record_batch item array; borrowed) in one
+ * transaction. outcomes[i] (at least 32 bytes each) receives the outcome of the
+ * item whose "ord" is i: the status recorded, "duplicate" or "redelivered".
+ * On AP_ERR_PG nothing was recorded and the connection is reset on the next
+ * call. */
+ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n,
+                          char *err, size_t errsz);
+
+void ap_store_free(ap_store *s);
+
+#endif
