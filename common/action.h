@@ -26,10 +26,18 @@ typedef struct ap_action {
     char partition_key[AP_KEY_MAX];   /* "<tenant>:<entity>" */
 } ap_action;
 
+/* The keys are unambiguous for valid actions only: ap_validate requires
+ * tenant_id to match ^[A-Za-z0-9_.-]{1,64}$, so the first ':' of a key ends
+ * the tenant and two tenants never share a key. A tenant_id with ':' ("a:b"
+ * with key "c" and "a" with key "b:c" both give "a:b:c") is read here all the
+ * same, so that the rejected action can be recorded, and must not get past
+ * validation to claim a key. */
+
 /* Takes `obj` (a reference is stolen) as an action. Fails with err set when it
  * is not an object with a string action_id and tenant_id of 1..AP_ID_MAX bytes:
- * such a message cannot be recorded as an action row. On failure obj is
- * released and `a` is left empty. */
+ * such a message cannot be recorded as an action row. Any such tenant_id is
+ * taken, valid or not (see above). On failure obj is released and `a` is
+ * left empty. */
 ap_status ap_action_from_json(ap_action *a, json_t *obj, char *err, size_t errsz);
 
 /* Parses message bytes, then ap_action_from_json. */

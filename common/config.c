@@ -18,10 +18,14 @@ typedef struct setting {
     long min, max;   /* SETTING_INT bounds */
     unsigned programs;
     const char *help;
+    const char *shown_def; /* what --help says for a NULL or "" def */
 } setting;
 
-#define STR(f, d, p, h) {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h}
-#define INT(f, d, lo, hi, p, h) {#f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h}
+#define STR(f, d, p, h) {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL}
+#define INT(f, d, lo, hi, p, h) {#f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h, NULL}
+/* A string setting whose default is worked out at run time, said in words. */
+#define STR_COMPUTED(f, d, shown, p, h)                                                            \
+    {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, shown}
 
 static const setting settings[] = {
     STR(brokers, "127.0.0.1:9092", AP_PROG_ALL, "Kafka bootstrap servers"),
@@ -29,13 +33,14 @@ static const setting settings[] = {
     INT(redis_port, "6379", 1, 65535, AP_PROG_WORKER | AP_PROG_CTL, "Redis port"),
     STR(pg_dsn, "host=127.0.0.1 port=5432 dbname=actionpool user=actionpool",
         AP_PROG_WORKER | AP_PROG_CTL, "PostgreSQL connection string"),
-    STR(schema_dir, "", AP_PROG_ALL,
-        "folder with executor_map.json and sql/ (default: ../schemas beside the binary)"),
+    STR_COMPUTED(schema_dir, "", "../schemas beside the binary", AP_PROG_ALL,
+                 "folder with executor_map.json and sql/"),
     STR(topic_prefix, "actions", AP_PROG_ALL, "topics are PREFIX.<subsystem>[.retry.N|.dlq]"),
-    STR(group_id, "actionpool-workers", AP_PROG_WORKER, "consumer group of the workers"),
+    STR(group_id, "actionpool-workers", AP_PROG_WORKER | AP_PROG_CTL,
+        "consumer group of the workers (ctl reads its lag)"),
     STR(subsystems, "campaigns,crm,pricing,routing,content", AP_PROG_WORKER,
         "subsystems this worker consumes, comma-separated"),
-    STR(worker_id, NULL, AP_PROG_WORKER, "name recorded with each execution (default host:pid)"),
+    STR_COMPUTED(worker_id, NULL, "host:pid", AP_PROG_WORKER, "name recorded with each execution"),
     INT(batch_size, "500", 1, 100000, AP_PROG_WORKER, "most messages in one batch"),
     INT(batch_ms, "50", 1, 60000, AP_PROG_WORKER, "longest wait in ms to fill a batch"),
     INT(partitions, "6", 1, 1000, AP_PROG_CTL, "partitions of each topic created by migrate"),
@@ -56,13 +61,14 @@ static int *int_slot(ap_config *cfg, const setting *s) {
     return (int *)((char *)cfg + s->offset);
 }
 
-/* Sets one setting from text; `source` names where it came from for errors. */
+/* Sets one setting from text; `source` names where it came from for errors.
+ * On failure the setting keeps its value. */
 static ap_status setting_set(ap_config *cfg, const setting *s, const char *text,
                              const char *source, char *err, size_t errsz) {
     if (s->type == SETTING_STR) {
         char *copy = strdup(text);
         if (!copy)
-            return AP_ERR_NOMEM;
+            return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         free(*str_slot(cfg, s));
         *str_slot(cfg, s) = copy;
         return AP_OK;
@@ -80,29 +86,44 @@ static ap_status setting_set(ap_config *cfg, const setting *s, const char *text,
     return AP_OK;
 }
 
-static ap_status kafka_prop_add(ap_config *cfg, const char *name, const char *value) {
-    ap_kafka_prop *grown = realloc(cfg->kafka, (cfg->kafka_count + 1) * sizeof *grown);
-    if (!grown)
-        return AP_ERR_NOMEM;
+/* Appends a copy of name=value to cfg->kafka. On failure cfg is as it was
+ * and nothing is kept: the copies are made first, and stored only once the
+ * array has room. */
+static ap_status kafka_prop_add(ap_config *cfg, const char *name, const char *value, char *err,
+                                size_t errsz) {
+    ap_status st = AP_OK;
+    char *name_copy = strdup(name);
+    char *value_copy = strdup(value);
+    if (!name_copy || !value_copy) {
+        st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+        goto out;
+    }
+    ap_kafka_prop *grown = realloc(cfg->kafka, ((size_t)cfg->kafka_count + 1) * sizeof *grown);
+    if (!grown) {
+        st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+        goto out;
+    }
     cfg->kafka = grown;
-    grown[cfg->kafka_count].name = strdup(name);
-    grown[cfg->kafka_count].value = strdup(value);
-    if (!grown[cfg->kafka_count].name || !grown[cfg->kafka_count].value)
-        return AP_ERR_NOMEM;
+    grown[cfg->kafka_count].name = name_copy;
+    grown[cfg->kafka_count].value = value_copy;
     cfg->kafka_count++;
-    return AP_OK;
+    name_copy = value_copy = NULL;
+out:
+    free(value_copy);
+    free(name_copy);
+    return st;
 }
 
 ap_status ap_config_init(ap_config *cfg, char *err, size_t errsz) {
     extern char **environ;
     char envname[128], source[160];
-    ap_status st;
+    ap_status st = AP_OK;
 
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting *s = &settings[i];
         if (s->def && (st = setting_set(cfg, s, s->def, s->name, err, errsz)))
-            return st;
+            goto out;
         size_t n = (size_t)snprintf(envname, sizeof envname, "ACTIONPOOL_");
         for (const char *c = s->name; *c && n < sizeof envname - 1; c++)
             envname[n++] = (char)toupper((unsigned char)*c);
@@ -110,14 +131,16 @@ ap_status ap_config_init(ap_config *cfg, char *err, size_t errsz) {
         const char *v = getenv(envname);
         snprintf(source, sizeof source, "%s", envname);
         if (v && (st = setting_set(cfg, s, v, source, err, errsz)))
-            return st;
+            goto out;
     }
     if (!cfg->worker_id) {
         char host[128] = "localhost", id[200];
         gethostname(host, sizeof host - 1);
         snprintf(id, sizeof id, "%s:%d", host, (int)getpid());
-        if (!(cfg->worker_id = strdup(id)))
-            return AP_ERR_NOMEM;
+        if (!(cfg->worker_id = strdup(id))) {
+            st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+            goto out;
+        }
     }
     for (char **e = environ; *e; e++) {
         static const char pfx[] = "ACTIONPOOL_KAFKA_";
@@ -129,10 +152,13 @@ ap_status ap_config_init(ap_config *cfg, char *err, size_t errsz) {
         for (const char *c = *e + sizeof pfx - 1; c < eq && n < sizeof prop - 1; c++)
             prop[n++] = *c == '_' ? '.' : (char)tolower((unsigned char)*c);
         prop[n] = '\0';
-        if ((st = kafka_prop_add(cfg, prop, eq + 1)))
-            return st;
+        if ((st = kafka_prop_add(cfg, prop, eq + 1, err, errsz)))
+            goto out;
     }
-    return AP_OK;
+out:
+    if (st)
+        ap_config_release(cfg);
+    return st;
 }
 
 int ap_config_flag(ap_config *cfg, int argc, char **argv, int *i, char *err, size_t errsz) {
@@ -173,15 +199,12 @@ int ap_config_flag(ap_config *cfg, int argc, char **argv, int *i, char *err, siz
     if (is_kafka) {
         char prop[128];
         snprintf(prop, sizeof prop, "%.*s", (int)namelen - 6, arg + 6);
-        st = kafka_prop_add(cfg, prop, value);
+        st = kafka_prop_add(cfg, prop, value, err, errsz);
     } else {
         st = setting_set(cfg, s, value, source, err, errsz);
     }
-    if (st) {
-        if (st == AP_ERR_NOMEM)
-            ap_fail(st, err, errsz, "out of memory");
+    if (st)
         return -1;
-    }
     *i += used;
     return 1;
 }
@@ -200,7 +223,7 @@ void ap_config_usage(FILE *out, unsigned program) {
         }
         flag[f] = env[e] = '\0';
         fprintf(out, "  --%-16s %-27s %s (default: %s)\n", flag, env, s->help,
-                s->def && *s->def ? s->def : "computed");
+                s->def && *s->def ? s->def : s->shown_def ? s->shown_def : "none");
     }
     fprintf(out, "  --kafka.<property>  ACTIONPOOL_KAFKA_<PROPERTY>  any librdkafka property\n");
 }

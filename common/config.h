@@ -42,13 +42,15 @@ typedef struct ap_config {
 } ap_config;
 
 /* Fills cfg with the defaults, then the ACTIONPOOL_* environment. The caller
- * owns cfg and releases it with ap_config_release. */
+ * owns cfg and releases it with ap_config_release. On failure (AP_ERR_INVALID
+ * naming the variable, or AP_ERR_NOMEM "out of memory") cfg is already
+ * released and left zeroed; releasing it again is harmless. */
 ap_status ap_config_init(ap_config *cfg, char *err, size_t errsz);
 
 /* Tries argv[*i] as a setting flag (--name=value, --name value, or
  * --kafka.prop=value). Returns 1 and advances *i past what it consumed when it
  * was one, 0 when argv[*i] is not a setting flag, -1 with err set when it is
- * one with a bad value. */
+ * one with a bad value or memory ran out; then cfg is as it was. */
 int ap_config_flag(ap_config *cfg, int argc, char **argv, int *i, char *err, size_t errsz);
 
 /* Prints the settings a program reads, with their env names and defaults. */

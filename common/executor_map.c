@@ -1,5 +1,6 @@
 #include "executor_map.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,15 +24,25 @@ static const struct {
     {"array", AP_FIELD_ARRAY},
 };
 
+/* Each format reads values of one type only: the loader refuses any other
+ * pairing, so a format's check never meets a value it cannot read. */
 static const struct {
     const char *name;
     ap_field_format format;
+    ap_field_type type;
 } field_formats[] = {
-    {"segment", AP_FORMAT_SEGMENT},
-    {"ascending", AP_FORMAT_ASCENDING},
-    {"territory_rules", AP_FORMAT_TERRITORY_RULES},
-    {"identifier", AP_FORMAT_IDENTIFIER},
-    {"weights_sum_100", AP_FORMAT_WEIGHTS_SUM_100},
+    {"segment", AP_FORMAT_SEGMENT, AP_FIELD_OBJECT},
+    {"ascending", AP_FORMAT_ASCENDING, AP_FIELD_ARRAY},
+    {"territory_rules", AP_FORMAT_TERRITORY_RULES, AP_FIELD_ARRAY},
+    {"identifier", AP_FORMAT_IDENTIFIER, AP_FIELD_STRING},
+    {"weights_sum_100", AP_FORMAT_WEIGHTS_SUM_100, AP_FIELD_OBJECT},
+};
+
+/* The members a field rule may have; any other is a load error, so that a
+ * misspelt limit cannot silently drop out. */
+static const char *const rule_members[] = {
+    "type",         "format",       "minimum", "maximum",    "exclusive_minimum",
+    "minimum_from", "maximum_from", "enum",    "max_length", "description",
 };
 
 #define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
@@ -47,6 +58,13 @@ const char *ap_action_type_name(ap_action_type type) {
     return type < AP_ACTION_TYPE_COUNT ? action_type_names[type] : "unknown";
 }
 
+static const char *field_type_name(ap_field_type type) {
+    for (size_t i = 0; i < sizeof field_types / sizeof field_types[0]; i++)
+        if (field_types[i].type == type)
+            return field_types[i].name;
+    return "unknown";
+}
+
 /* Reads an optional number bound; returns -1 when present but not a number. */
 static int bound(const json_t *rule, const char *key, int *has, double *value) {
     const json_t *v = json_object_get(rule, key);
@@ -59,29 +77,84 @@ static int bound(const json_t *rule, const char *key, int *has, double *value) {
     return 0;
 }
 
+/* Reads an optional dotted path; returns -1 when present but not a non-empty string. */
+static int path_member(const json_t *rule, const char *key, const char **path) {
+    const json_t *v = json_object_get(rule, key);
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || !json_string_length(v))
+        return -1;
+    *path = json_string_value(v);
+    return 0;
+}
+
+/* Parses one field rule into f. Checks, in order: every member is known; the
+ * type; the format and that it fits the type; that bounds sit on numbers
+ * (minimum "today" on dates) and enum and max_length on strings; then each
+ * member's value. Errors are "<where>: what". */
 static ap_status field_parse(ap_field_rule *f, const char *where, const char *name,
                              const json_t *rule, char *err, size_t errsz) {
+    const char *key;
+    const json_t *member;
+    int i;
+
     memset(f, 0, sizeof *f);
     f->name = name;
     if (!json_is_object(rule))
         return ap_fail(AP_ERR_INVALID, err, errsz, "%s: a field rule must be an object", where);
+    json_object_foreach((json_t *)rule, key, member) {
+        for (i = 0; i < COUNT(rule_members) && strcmp(key, rule_members[i]); i++)
+            ;
+        if (i == COUNT(rule_members))
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: unknown member '%s'", where, key);
+    }
+    const json_t *description = json_object_get(rule, "description");
+    if (description && !json_is_string(description))
+        return ap_fail(AP_ERR_INVALID, err, errsz, "%s: \"description\" must be a string", where);
 
-    const char *type = json_string_value(json_object_get(rule, "type"));
-    int i;
+    const json_t *type_member = json_object_get(rule, "type");
+    if (type_member && !json_is_string(type_member))
+        return ap_fail(AP_ERR_INVALID, err, errsz, "%s: \"type\" must be a string", where);
+    const char *type = json_string_value(type_member);
     for (i = 0; i < COUNT(field_types) && !(type && !strcmp(type, field_types[i].name)); i++)
         ;
     if (i == COUNT(field_types))
         return ap_fail(AP_ERR_INVALID, err, errsz, "%s: unknown type '%s'", where,
                        type ? type : "(missing)");
     f->type = field_types[i].type;
+    int numeric = f->type == AP_FIELD_NUMBER || f->type == AP_FIELD_INTEGER;
 
-    const char *format = json_string_value(json_object_get(rule, "format"));
-    if (format) {
+    const json_t *format_member = json_object_get(rule, "format");
+    if (format_member) {
+        const char *format = json_string_value(format_member);
+        if (!format)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: \"format\" must be a string", where);
         for (i = 0; i < COUNT(field_formats) && strcmp(format, field_formats[i].name); i++)
             ;
         if (i == COUNT(field_formats))
             return ap_fail(AP_ERR_INVALID, err, errsz, "%s: unknown format '%s'", where, format);
+        if (field_formats[i].type != f->type)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: format '%s' needs type '%s', not '%s'",
+                           where, format, field_type_name(field_formats[i].type), type);
         f->format = field_formats[i].format;
+    }
+
+    static const char *const numeric_only[] = {"minimum", "maximum", "exclusive_minimum",
+                                               "minimum_from", "maximum_from"};
+    for (i = 0; i < COUNT(numeric_only); i++) {
+        if (!json_object_get(rule, numeric_only[i]) || numeric ||
+            (f->type == AP_FIELD_DATE && !strcmp(numeric_only[i], "minimum")))
+            continue;
+        return ap_fail(AP_ERR_INVALID, err, errsz,
+                       "%s: \"%s\" applies to number and integer fields, not '%s'", where,
+                       numeric_only[i], type);
+    }
+    static const char *const string_only[] = {"enum", "max_length"};
+    for (i = 0; i < COUNT(string_only); i++) {
+        if (json_object_get(rule, string_only[i]) && f->type != AP_FIELD_STRING)
+            return ap_fail(AP_ERR_INVALID, err, errsz,
+                           "%s: \"%s\" applies to string fields, not '%s'", where,
+                           string_only[i], type);
     }
 
     const json_t *min = json_object_get(rule, "minimum");
@@ -96,8 +169,12 @@ static ap_status field_parse(ap_field_rule *f, const char *where, const char *na
                      &f->exclusive_minimum)) {
         return ap_fail(AP_ERR_INVALID, err, errsz, "%s: bounds must be numbers", where);
     }
-    f->minimum_from = json_string_value(json_object_get(rule, "minimum_from"));
-    f->maximum_from = json_string_value(json_object_get(rule, "maximum_from"));
+    if (path_member(rule, "minimum_from", &f->minimum_from))
+        return ap_fail(AP_ERR_INVALID, err, errsz,
+                       "%s: \"minimum_from\" must be a non-empty string (a dotted path)", where);
+    if (path_member(rule, "maximum_from", &f->maximum_from))
+        return ap_fail(AP_ERR_INVALID, err, errsz,
+                       "%s: \"maximum_from\" must be a non-empty string (a dotted path)", where);
 
     const json_t *values = json_object_get(rule, "enum");
     if (values) {
@@ -105,13 +182,17 @@ static ap_status field_parse(ap_field_rule *f, const char *where, const char *na
         const json_t *v;
         if (!json_is_array(values) || !json_array_size(values))
             return ap_fail(AP_ERR_INVALID, err, errsz, "%s: enum must be a non-empty array", where);
-        json_array_foreach(values, k, v) if (!json_is_string(v)) return ap_fail(
-            AP_ERR_INVALID, err, errsz, "%s: enum values must be strings", where);
+        json_array_foreach(values, k, v) {
+            if (!json_is_string(v))
+                return ap_fail(AP_ERR_INVALID, err, errsz, "%s: enum values must be strings",
+                               where);
+        }
         f->enum_values = values;
     }
     const json_t *maxlen = json_object_get(rule, "max_length");
     if (maxlen) {
-        if (!json_is_integer(maxlen) || json_integer_value(maxlen) < 1)
+        if (!json_is_integer(maxlen) || json_integer_value(maxlen) < 1 ||
+            json_integer_value(maxlen) > INT_MAX)
             return ap_fail(AP_ERR_INVALID, err, errsz, "%s: max_length must be a positive integer",
                            where);
         f->max_length = (int)json_integer_value(maxlen);

@@ -65,8 +65,14 @@ typedef struct ap_subsystem {
 typedef struct ap_executor_map ap_executor_map;
 
 /* Loads and checks the map at path. Returns NULL with err set ("path: where:
- * what") when it cannot be read or breaks the map's own rules. The caller owns
- * the map and frees it with ap_executor_map_free. */
+ * what") when it cannot be read or breaks the map's own rules. A field rule
+ * may only have the members type, format, minimum, maximum, exclusive_minimum,
+ * minimum_from, maximum_from, enum, max_length and description, each of its
+ * JSON type; bounds only on number and integer fields (and minimum "today" on
+ * dates), enum and max_length only on strings; and a format only on the type
+ * it reads (identifier: string; ascending, territory_rules: array; segment,
+ * weights_sum_100: object). The caller owns the map and frees it with
+ * ap_executor_map_free. */
 ap_executor_map *ap_executor_map_load(const char *path, char *err, size_t errsz);
 
 void ap_executor_map_free(ap_executor_map *map);

@@ -72,6 +72,28 @@ static ap_status read_lines(const char *text, size_t len, ap_kernel_action_fn fn
     return AP_OK;
 }
 
+/* Whether the first non-blank line of text is a JSON value on its own; true
+ * when there is no such line (empty input is empty JSON Lines). */
+static int first_line_is_json(const char *text, size_t len) {
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (!is_blank(p, n)) {
+            json_error_t jerr;
+            json_t *value = json_loadb(p, n, JSON_DECODE_ANY, &jerr);
+            json_decref(value);
+            return value != NULL;
+        }
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* The form is decided once, for the whole input: a document when the text is
+ * one JSON value spread over lines, JSON Lines when its first non-blank line
+ * is a value on its own. Text that is neither is a broken document and fails
+ * with the document's parse error: reading its lines one by one would publish
+ * whichever entries happen to sit alone on a line. */
 ap_status ap_kernel_output_read(FILE *in, ap_kernel_action_fn fn, void *ctx, char *err,
                                 size_t errsz) {
     size_t len;
@@ -88,8 +110,15 @@ ap_status ap_kernel_output_read(FILE *in, ap_kernel_action_fn fn, void *ctx, cha
         st = ap_fail(AP_ERR_INVALID, err, errsz,
                      "kernel output: expected {\"optimization_actions\": [...]} or JSON Lines, "
                      "got a bare array");
-    else
+    else if (first_line_is_json(text, len))
         st = read_lines(text, len, fn, ctx);
+    else if (doc)
+        st = ap_fail(AP_ERR_INVALID, err, errsz,
+                     "kernel output: expected {\"optimization_actions\": [...]} or JSON Lines, "
+                     "got a document without 'optimization_actions'");
+    else
+        st = ap_fail(AP_ERR_INVALID, err, errsz, "kernel output: line %d column %d: %s",
+                     jerr.line, jerr.column, jerr.text);
     json_decref(doc);
     free(text);
     return st;

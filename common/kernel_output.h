@@ -16,9 +16,13 @@
 typedef int (*ap_kernel_action_fn)(void *ctx, const char *where, json_t *action,
                                    const char *problem);
 
-/* Reads all of `in` and calls fn per action. Fails with err set when the input
- * is neither form; an unparseable JSON line is reported through fn instead,
- * so the other lines are still read. */
+/* Reads all of `in` and calls fn per action. The input is a document when it
+ * parses as one JSON value, JSON Lines when its first non-blank line does;
+ * when neither holds it is a broken document and fails with AP_ERR_INVALID
+ * and err "kernel output: line L column C: <parse error>", no action handed
+ * on. Also fails, with err set, on a bare array or a document without an
+ * optimization_actions array. In JSON Lines an unparseable later line is
+ * reported through fn instead, so the other lines are still read. */
 ap_status ap_kernel_output_read(FILE *in, ap_kernel_action_fn fn, void *ctx, char *err,
                                 size_t errsz);
 

@@ -31,30 +31,45 @@ static size_t utf8_length(const char *s) {
     return n;
 }
 
-/* "YYYY-MM-DD" with a real calendar day. */
-static int is_date(const char *s) {
-    int y, m, d, n = 0;
-    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
-        s[4] != '-' || s[7] != '-')
-        return 0;
+/* Reads n ASCII digits at s into *value; 0 when any position is not a digit
+ * (so no sign, space or end of string slips through as sscanf's %d would let it). */
+static int digits(const char *s, int n, int *value) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *value = v;
+    return 1;
+}
+
+/* The 10 characters at s are "YYYY-MM-DD", a real calendar day. */
+static int date_at(const char *s) {
     static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, m, d;
+    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &m) || s[7] != '-' ||
+        !digits(s + 8, 2, &d))
+        return 0;
     if (m < 1 || m > 12 || d < 1 || d > days[m - 1])
         return 0;
     return m != 2 || d < 29 || (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
 }
 
-/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
+/* "YYYY-MM-DD" with a real calendar day. */
+static int is_date(const char *s) {
+    return strlen(s) == 10 && date_at(s);
+}
+
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), every
+ * position a digit where one belongs; hour 00-23, minute 00-59, second 00-60
+ * (a leap second), offset hour 00-23 and minute 00-59. */
 static int is_date_time(const char *s) {
-    char date[11];
-    int hh, mm, ss, n = 0;
-    if (strlen(s) < 20)
+    int hh, mm, ss;
+    if (strlen(s) < 20 || !date_at(s) || (s[10] != 'T' && s[10] != 't'))
         return 0;
-    memcpy(date, s, 10);
-    date[10] = '\0';
-    if (!is_date(date) || (s[10] != 'T' && s[10] != 't'))
-        return 0;
-    if (sscanf(s + 11, "%2d:%2d:%2d%n", &hh, &mm, &ss, &n) != 3 || n != 8 || hh > 23 || mm > 59 ||
-        ss > 60)
+    if (!digits(s + 11, 2, &hh) || s[13] != ':' || !digits(s + 14, 2, &mm) || s[16] != ':' ||
+        !digits(s + 17, 2, &ss) || hh > 23 || mm > 59 || ss > 60)
         return 0;
     const char *p = s + 19;
     if (*p == '.') {
@@ -65,19 +80,23 @@ static int is_date_time(const char *s) {
     }
     if ((*p == 'Z' || *p == 'z') && !p[1])
         return 1;
-    return (*p == '+' || *p == '-') && strlen(p) == 6 && isdigit((unsigned char)p[1]) &&
-           isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
-           isdigit((unsigned char)p[5]);
+    return (*p == '+' || *p == '-') && strlen(p) == 6 && digits(p + 1, 2, &hh) && p[3] == ':' &&
+           digits(p + 4, 2, &mm) && hh <= 23 && mm <= 59;
 }
 
-static int is_identifier(const char *s) {
-    size_t n = strlen(s);
+/* 1..64 characters, each one of [A-Za-z0-9] or of `extra`; NULL is none. */
+static int is_word(const char *s, const char *extra) {
+    size_t n = s ? strlen(s) : 0;
     if (n < 1 || n > 64)
         return 0;
     for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && !strchr("_.:-", *s))
+        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
             return 0;
     return 1;
+}
+
+static int is_identifier(const char *s) {
+    return is_word(s, "_.:-");
 }
 
 /* Follows a dotted path ("guardrails.max_daily_spend") from the action. */
@@ -116,14 +135,16 @@ static void check_format(const ap_field_rule *r, const json_t *value, const char
     switch (r->format) {
     case AP_FORMAT_NONE: return;
     case AP_FORMAT_IDENTIFIER:
-        if (!is_identifier(json_string_value(value)))
+        if (!json_is_string(value) || !is_identifier(json_string_value(value)))
             violate(v, at, "format", "%s must be an identifier of 1 to 64 [A-Za-z0-9_.:-]",
                     r->name);
         return;
     case AP_FORMAT_ASCENDING: {
         double prev = -INFINITY;
-        if (!json_array_size(value))
+        if (!json_is_array(value) || !json_array_size(value)) {
             violate(v, at, "format", "%s must be a non-empty array of numbers", r->name);
+            return;
+        }
         json_array_foreach(value, i, item) {
             if (!json_is_number(item)) {
                 violate(v, at, "format", "%s[%zu] must be a number", r->name, i);
@@ -141,7 +162,7 @@ static void check_format(const ap_field_rule *r, const json_t *value, const char
     case AP_FORMAT_WEIGHTS_SUM_100: {
         const char *k;
         double sum = 0;
-        if (!json_object_size(value)) {
+        if (!json_is_object(value) || !json_object_size(value)) {
             violate(v, at, "format", "%s must map variant names to weights", r->name);
             return;
         }
@@ -159,7 +180,8 @@ static void check_format(const ap_field_rule *r, const json_t *value, const char
     case AP_FORMAT_SEGMENT: {
         const json_t *include = json_object_get(value, "include");
         const json_t *exclude = json_object_get(value, "exclude");
-        int ok = json_array_size(include) > 0 && (!exclude || json_is_array(exclude));
+        int ok = json_is_object(value) && json_is_array(include) && json_array_size(include) > 0 &&
+                 (!exclude || json_is_array(exclude));
         json_array_foreach(include, i, item) ok = ok && json_string_length(item) > 0;
         json_array_foreach(exclude, i, item) ok = ok && json_string_length(item) > 0;
         if (!ok)
@@ -170,7 +192,7 @@ static void check_format(const ap_field_rule *r, const json_t *value, const char
         return;
     }
     case AP_FORMAT_TERRITORY_RULES: {
-        int ok = json_array_size(value) > 0;
+        int ok = json_is_array(value) && json_array_size(value) > 0;
         json_array_foreach(value, i, item) {
             ok = ok && json_is_object(json_object_get(item, "match")) &&
                  json_object_size(json_object_get(item, "match")) > 0 &&
@@ -184,6 +206,20 @@ static void check_format(const ap_field_rule *r, const json_t *value, const char
         return;
     }
     }
+}
+
+/* The guardrail that bounds a field (r->minimum_from or r->maximum_from at
+ * `path`): money limits fail closed, so an absent one is "required" and one
+ * that is not a number is "type". Checked once per action, whatever the
+ * number of values; check_value compares only with a number. */
+static void check_reference(const ap_field_rule *r, const char *path, const json_t *action,
+                            ap_verdict *v) {
+    const json_t *ref = path_get(action, path);
+    if (!ref || json_is_null(ref))
+        violate(v, path, "required", "%s needs %s to be checked against", r->name, path);
+    else if (!json_is_number(ref))
+        violate(v, path, "type", "%s must be a number to check %s against, got %s", path, r->name,
+                type_name(ref));
 }
 
 /* Checks one value against its field rule; `at` names where the value sits. */
@@ -324,7 +360,12 @@ int ap_validate(const ap_executor_map *map, const json_t *action, const char *to
         return v->count;
     }
     check_string(action, "action_id", 64, 1, v);
-    check_string(action, "tenant_id", 64, 1, v);
+    /* The tenant prefixes every key ("<tenant>:<key>"): without ':' in it, keys
+     * of different tenants cannot meet. */
+    const char *tenant = check_string(action, "tenant_id", 64, 1, v);
+    if (tenant && !is_word(tenant, "_.-"))
+        violate(v, "tenant_id", "format",
+                "'tenant_id' must be 1 to 64 of [A-Za-z0-9_.-], got '%.64s'", tenant);
     check_string(action, "entity_id", 128, 1, v);
     const char *created = check_string(action, "created_at", 64, 1, v);
     if (created && !is_date_time(created))
@@ -351,7 +392,7 @@ int ap_validate(const ap_executor_map *map, const json_t *action, const char *to
     const ap_subsystem *sub = NULL;
     if (subsystem && !(sub = ap_executor_map_subsystem(map, subsystem)))
         violate(v, "owner_subsystem", "executor_map",
-                "no executor is registered for subsystem '%.32s'", subsystem);
+                "owner_subsystem '%.32s' has no registered executor", subsystem);
     const char *type_name_s = check_string(action, "action_type", 32, 1, v);
     int type = type_name_s ? ap_action_type_parse(type_name_s) : -1;
     if (type_name_s && type < 0)
@@ -360,8 +401,8 @@ int ap_validate(const ap_executor_map *map, const json_t *action, const char *to
                 "got '%.32s'",
                 type_name_s);
     if (sub && type >= 0 && !sub->default_tier[type])
-        violate(v, "action_type", "matrix", "subsystem '%s' does not accept '%s' actions",
-                sub->name, type_name_s);
+        violate(v, "action_type", "matrix", "action_type '%s' is not accepted by subsystem '%s'",
+                type_name_s, sub->name);
     if (type == AP_ACTION_REVERT)
         check_string(action, "revert_of", 64, 1, v);
 
@@ -385,20 +426,29 @@ int ap_validate(const ap_executor_map *map, const json_t *action, const char *to
                 sub->name, field);
         return v->count;
     }
+    const json_t *value = json_object_get(change, "value");
     if (type == AP_ACTION_EXPERIMENT)
         check_experiment(rule, action, change, today, v);
     else if (type == AP_ACTION_REVERT) {
-        if (json_object_get(change, "value"))
-            check_value(rule, action, json_object_get(change, "value"), "proposed_change.value",
-                        today, v);
+        if (value)
+            check_value(rule, action, value, "proposed_change.value", today, v);
     } else if (type >= 0)
-        check_value(rule, action, json_object_get(change, "value"), "proposed_change.value", today,
-                    v);
+        check_value(rule, action, value, "proposed_change.value", today, v);
+    /* Whatever is to be set must be checked against its guardrails: a revert
+     * without a value sets only the rollback data. */
+    int sets = type == AP_ACTION_EXPERIMENT ? json_is_array(json_object_get(change, "variants"))
+                                            : type >= 0 && value != NULL;
+    if (sets && rule->minimum_from)
+        check_reference(rule, rule->minimum_from, action, v);
+    if (sets && rule->maximum_from)
+        check_reference(rule, rule->maximum_from, action, v);
     return v->count;
 }
 
 void ap_verdict_format(const ap_verdict *verdict, char *buf, size_t size) {
     size_t n = 0;
+    if (!size)
+        return;
     buf[0] = '\0';
     int kept = verdict->count < AP_VERDICT_MAX ? verdict->count : AP_VERDICT_MAX;
     for (int i = 0; i < kept && n < size; i++) {

@@ -23,11 +23,17 @@ typedef struct ap_verdict {
 } ap_verdict;
 
 /* Validates `action`; `today` is the UTC date "YYYY-MM-DD" that date rules
- * compare with. Returns the number of violations (0: valid). */
+ * compare with. Returns the number of violations (0: valid).
+ *
+ * Beyond the schema's types: tenant_id is 1..64 of [A-Za-z0-9_.-] (rule
+ * "format"), so tenant-scoped keys stay apart; a field bounded by a guardrail
+ * (minimum_from, maximum_from) is refused when the guardrail is absent (rule
+ * "required", field the guardrail's path) or not a number (rule "type"). */
 int ap_validate(const ap_executor_map *map, const json_t *action, const char *today,
                 ap_verdict *verdict);
 
-/* Writes "field: rule: message; ..." for every kept violation into buf. */
+/* Writes "field: rule: message; ..." for every kept violation into buf, cut
+ * to size - 1 bytes and NUL-terminated; writes nothing when size is 0. */
 void ap_verdict_format(const ap_verdict *verdict, char *buf, size_t size);
 
 /* Today's UTC date as "YYYY-MM-DD" into buf (at least 11 bytes). */

@@ -24,7 +24,9 @@ ap_consumer *ap_consumer_new(const ap_config *cfg, char *err, size_t errsz) {
         "auto.commit.interval.ms", "1000",
         "auto.offset.reset", "earliest",
         "enable.partition.eof", "false",
-        "partition.assignment.strategy", "cooperative-sticky",
+        /* Eager, not cooperative-sticky: librdkafka 2.0.2 closes a cooperative
+         * member without LeaveGroup, so the group waits a session timeout. */
+        "partition.assignment.strategy", "roundrobin",
         NULL,
     };
     rd_kafka_topic_partition_list_t *topics = NULL;

@@ -9,7 +9,8 @@ N=4000
 python3 "$REPO/tests/integration/gen_actions.py" --count "$N" --seed 3 >"$TEST_DIR/actions.jsonl"
 publish "$TEST_DIR/actions.jsonl" >/dev/null 2>&1
 
-worker_start crashy --batch-size 50
+# A short session, so the group notices the dead member quickly.
+worker_start crashy --batch-size 50 --kafka.session.timeout.ms=6000
 for _ in $(seq 100); do # until it is part-way through
   done_so_far=$(sql "select count(*) from actions")
   ((done_so_far > 200)) && break

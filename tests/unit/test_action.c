@@ -137,6 +137,20 @@ static void action_parse_errors(void) {
     snprintf(text, sizeof text, "{\"action_id\":\"a-1\",\"tenant_id\":\"%s\"}", id65);
     PARSE_ERROR(text, "1 to 64 bytes");
 
+    /* Any tenant_id of 1..64 bytes is read, even one ap_validate refuses
+     * ("acme:eu"): the rejected action must still be recordable. */
+    ap_action bad;
+    char bad_err[256];
+    if (CHECK_INT_EQ(parse(&bad,
+                           "{\"action_id\":\"a-1\",\"tenant_id\":\"acme:eu\","
+                           "\"owner_subsystem\":\"crm\",\"entity_id\":\"seq-1\"}",
+                           bad_err, sizeof bad_err),
+                     AP_OK)) {
+        CHECK_STR_EQ(bad.tenant_id, "acme:eu");
+        CHECK_STR_EQ(bad.idempotency_key, "acme:eu:crm:a-1");
+        ap_action_release(&bad);
+    }
+
     /* 64 bytes is still an id. */
     ap_action a;
     char err[256];

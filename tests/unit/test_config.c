@@ -9,7 +9,39 @@
 #include "config.h"
 #include "unit.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 extern char **environ;
+
+/* How many strdup calls from now the failing one is; 0: none fails. */
+static int strdup_fail_in;
+
+/* strdup that can be made to fail. Defined in the test binary, it stands in
+ * for the C library's everywhere in it, config.c included, so the tests can
+ * run config.c out of memory at each of its copies. */
+char *strdup(const char *s) {
+    if (strdup_fail_in && --strdup_fail_in == 0)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *copy = malloc(n);
+    return copy ? memcpy(copy, s, n) : NULL;
+}
+
+/* Under AddressSanitizer: fails when memory has leaked so far (with LSan's
+ * report on stderr). Elsewhere it cannot tell and holds. */
+static int no_leaks(const char *file, int line) {
+#if defined(__SANITIZE_ADDRESS__)
+    return unit_check(file, line, __lsan_do_recoverable_leak_check() == 0,
+                      "memory leaked (see LeakSanitizer's report)");
+#else
+    (void)file, (void)line;
+    return 1;
+#endif
+}
+
+#define NO_LEAKS() no_leaks(__FILE__, __LINE__)
 
 /* Unsets every ACTIONPOOL_* variable (names first: unsetenv changes environ). */
 static void clean_env(void) {
@@ -340,6 +372,121 @@ static void usage_of(unsigned program, char *buf, size_t size) {
     buf[n] = '\0';
 }
 
+/* Out of memory at every copy ap_config_init makes: it fails saying so,
+ * leaves cfg empty and keeps nothing. */
+static void config_init_out_of_memory(void) {
+    ap_config cfg;
+    char err[256];
+    int copies = 0;
+    clean_env();
+    setenv("ACTIONPOOL_BROKERS", "kafka-1:9092", 1);
+    setenv("ACTIONPOOL_KAFKA_CLIENT_ID", "c-1", 1);
+    setenv("ACTIONPOOL_KAFKA_LINGER_MS", "5", 1);
+    for (int n = 1; n < 100; n++) {
+        err[0] = '\0';
+        strdup_fail_in = n;
+        ap_status st = ap_config_init(&cfg, err, sizeof err);
+        int failed = strdup_fail_in == 0; /* the n-th copy was reached */
+        strdup_fail_in = 0;
+        if (!failed) {
+            CHECK_INT_EQ(st, AP_OK);
+            ap_config_release(&cfg);
+            copies = n - 1;
+            break;
+        }
+        unit_check(__FILE__, __LINE__, st == AP_ERR_NOMEM, "copy %d: status %d", n, st);
+        CHECK_STR_EQ(err, "out of memory");
+        unit_check(__FILE__, __LINE__,
+                   !cfg.brokers && !cfg.worker_id && !cfg.kafka && !cfg.kafka_count,
+                   "copy %d: cfg is not left empty", n);
+        ap_config_release(&cfg); /* as the programs do: harmless on an empty cfg */
+    }
+    /* Every string setting but worker_id from its default, brokers again from
+     * the environment, then worker_id, then two properties of two strings. */
+    CHECK(copies > 10);
+    NO_LEAKS();
+    clean_env();
+}
+
+/* Out of memory in a flag: refused with "out of memory", the old value and
+ * the properties kept, nothing leaked. */
+static void config_flag_out_of_memory(void) {
+    ap_config cfg;
+    char err[256];
+    clean_env();
+    if (INIT_OK(&cfg))
+        return;
+    for (int n = 1; n <= 2; n++) { /* the name, then the value of a property */
+        char *argv[] = {"--kafka.linger.ms=5"};
+        int i = 0;
+        err[0] = '\0';
+        strdup_fail_in = n;
+        int r = ap_config_flag(&cfg, 1, argv, &i, err, sizeof err);
+        strdup_fail_in = 0;
+        CHECK_INT_EQ(r, -1);
+        CHECK_INT_EQ(i, 0);
+        CHECK_STR_EQ(err, "out of memory");
+        CHECK_INT_EQ(cfg.kafka_count, 0);
+    }
+    char *argv[] = {"--brokers=kafka-9:9092"};
+    int i = 0;
+    strdup_fail_in = 1;
+    CHECK_INT_EQ(ap_config_flag(&cfg, 1, argv, &i, err, sizeof err), -1);
+    strdup_fail_in = 0;
+    CHECK_STR_EQ(err, "out of memory");
+    CHECK_STR_EQ(cfg.brokers, "127.0.0.1:9092");
+    /* The next property still goes in at the first place. */
+    char *ok[] = {"--kafka.acks=all"};
+    i = 0;
+    CHECK_INT_EQ(ap_config_flag(&cfg, 1, ok, &i, err, sizeof err), 1);
+    if (CHECK_INT_EQ(cfg.kafka_count, 1))
+        CHECK_STR_EQ(cfg.kafka[0].name, "acks");
+    ap_config_release(&cfg);
+    NO_LEAKS();
+}
+
+/* The line of `flag` in buf ("" when absent) into line. */
+static void usage_line(const char *buf, const char *flag, char *line, size_t size) {
+    char want[64];
+    snprintf(want, sizeof want, "  %s ", flag);
+    const char *at = strstr(buf, want);
+    size_t n = at ? strcspn(at, "\n") : 0;
+    if (n >= size)
+        n = size - 1;
+    if (n)
+        memcpy(line, at, n);
+    line[n] = '\0';
+}
+
+static int occurrences(const char *s, const char *needle) {
+    int n = 0;
+    for (; (s = strstr(s, needle)); s++)
+        n++;
+    return n;
+}
+
+static void config_usage_defaults(void) {
+    char buf[8192], line[512];
+    usage_of(AP_PROG_ALL, buf, sizeof buf);
+    /* One default per line, the computed ones said in words. */
+    for (const char *l = buf; *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != '\0')) {
+        size_t n = strcspn(l, "\n");
+        n = n < sizeof line ? n : sizeof line - 1;
+        memcpy(line, l, n);
+        line[n] = '\0';
+        unit_check(__FILE__, __LINE__, occurrences(line, "(default") <= 1,
+                   "more than one default: %s", line);
+    }
+    usage_line(buf, "--schema-dir", line, sizeof line);
+    CHECK_STR_CONTAINS(line, "(default: ../schemas beside the binary)");
+    CHECK_INT_EQ(occurrences(line, "(default"), 1);
+    usage_line(buf, "--worker-id", line, sizeof line);
+    CHECK_STR_CONTAINS(line, "(default: host:pid)");
+    CHECK_INT_EQ(occurrences(line, "(default"), 1);
+    usage_line(buf, "--batch-size", line, sizeof line);
+    CHECK_STR_CONTAINS(line, "(default: 500)");
+}
+
 static void config_usage(void) {
     char buf[8192];
     usage_of(AP_PROG_WORKER, buf, sizeof buf);
@@ -356,6 +503,14 @@ static void config_usage(void) {
     usage_of(AP_PROG_CTL, buf, sizeof buf);
     CHECK_STR_CONTAINS(buf, "--partitions");
     CHECK_STR_CONTAINS(buf, "ACTIONPOOL_PG_DSN");
+    /* ctl reads the workers' group (lag), Redis and Postgres too. */
+    CHECK_STR_CONTAINS(buf, "--group-id");
+    CHECK_STR_CONTAINS(buf, "--redis-host");
+    CHECK_STR_CONTAINS(buf, "--redis-port");
+    CHECK_STR_CONTAINS(buf, "--pg-dsn");
+    CHECK(strstr(buf, "--batch-size") == NULL);
+    usage_of(AP_PROG_PRODUCER, buf, sizeof buf);
+    CHECK(strstr(buf, "--group-id") == NULL);
 }
 
 const unit_test unit_config_tests[] = {
@@ -370,5 +525,8 @@ const unit_test unit_config_tests[] = {
     UNIT_TEST(config_flag_out_of_range),
     UNIT_TEST(config_schema_path),
     UNIT_TEST(config_usage),
+    UNIT_TEST(config_usage_defaults),
+    UNIT_TEST(config_init_out_of_memory),
+    UNIT_TEST(config_flag_out_of_memory),
     {0},
 };

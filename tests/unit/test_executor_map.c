@@ -211,6 +211,115 @@ static void executor_map_load_errors(void) {
     LOAD_ERROR("", ":");
 }
 
+/* A format fits one type of value; any other would reach validation with a
+ * value the format's check cannot read. */
+static void executor_map_format_needs_its_type(void) {
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'overflow_queue':{'type':'number','format':'identifier'}}"),
+               ": subsystems.crm.fields.overflow_queue: format 'identifier' needs type "
+               "'string', not 'number'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'q':{'type':'date','format':'identifier'}}"),
+               "format 'identifier' needs type 'string', not 'date'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'t':{'type':'object','format':'ascending'}}"),
+               ": subsystems.crm.fields.t: format 'ascending' needs type 'array', not 'object'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'t':{'type':'string','format':'territory_rules'}}"),
+               "format 'territory_rules' needs type 'array', not 'string'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'s':{'type':'array','format':'segment'}}"),
+               "format 'segment' needs type 'object', not 'array'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'w':{'type':'integer','format':'weights_sum_100'}}"),
+               "format 'weights_sum_100' needs type 'object', not 'integer'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'w':{'type':'boolean','format':'segment'}}"),
+               "format 'segment' needs type 'object', not 'boolean'");
+    /* Every fitting pair loads. */
+    char path[256], err[512];
+    ap_executor_map *map = load_compact(
+        __FILE__, __LINE__,
+        MAP_WITH(OK_ACCEPTS, "{'q':{'type':'string','format':'identifier'},"
+                             "'a':{'type':'array','format':'ascending'},"
+                             "'t':{'type':'array','format':'territory_rules'},"
+                             "'s':{'type':'object','format':'segment'},"
+                             "'w':{'type':'object','format':'weights_sum_100'}}"),
+        path, sizeof path, err, sizeof err);
+    if (unit_check(__FILE__, __LINE__, map != NULL, "%s", err))
+        CHECK_INT_EQ(ap_executor_map_subsystem(map, "crm")->field_count, 5);
+    ap_executor_map_free(map);
+}
+
+/* A field rule says only what the loader understands: a misspelt member
+ * would silently drop its limit. */
+static void executor_map_rule_members(void) {
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'max_touches':{'type':'integer','minimum':1,'maxmum':20}}"),
+               ": subsystems.crm.fields.max_touches: unknown member 'maxmum'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'b':{'type':'number','maximum_form':'guardrails.cap'}}"),
+               ": subsystems.crm.fields.b: unknown member 'maximum_form'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'s':{'type':'string','maxLength':10}}"),
+               "unknown member 'maxLength'");
+    /* Every known member with a value of the wrong JSON type. */
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'n':{'type':5}}"),
+               ": subsystems.crm.fields.n: \"type\" must be a string");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'s':{'type':'string','format':7}}"),
+               ": subsystems.crm.fields.s: \"format\" must be a string");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'s':{'type':'string','format':null}}"),
+               "\"format\" must be a string");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'b':{'type':'number','minimum_from':5}}"),
+               ": subsystems.crm.fields.b: \"minimum_from\" must be a non-empty string");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'b':{'type':'number','maximum_from':['guardrails']}}"),
+               "\"maximum_from\" must be a non-empty string");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'b':{'type':'number','maximum_from':''}}"),
+               "\"maximum_from\" must be a non-empty string");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'b':{'type':'number','exclusive_minimum':'0'}}"),
+               ": subsystems.crm.fields.b: bounds must be numbers");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'b':{'type':'number','minimum':true}}"),
+               "bounds must be numbers");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'m':{'type':'string','enum':'a'}}"),
+               "enum must be a non-empty array");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'m':{'type':'string','description':3}}"),
+               ": subsystems.crm.fields.m: \"description\" must be a string");
+    /* Bounds only where values are numbers (and "today" on dates). */
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'s':{'type':'string','minimum':1}}"),
+               ": subsystems.crm.fields.s: \"minimum\" applies to number and integer fields, "
+               "not 'string'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'s':{'type':'string','maximum':10}}"),
+               "\"maximum\" applies to number and integer fields, not 'string'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'a':{'type':'array','exclusive_minimum':0}}"),
+               "\"exclusive_minimum\" applies to number and integer fields, not 'array'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'f':{'type':'boolean','maximum_from':'guardrails.x'}}"),
+               "\"maximum_from\" applies to number and integer fields, not 'boolean'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'s':{'type':'string','minimum_from':'guardrails.x'}}"),
+               "\"minimum_from\" applies to number and integer fields, not 'string'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'d':{'type':'date','maximum':20991231}}"),
+               "\"maximum\" applies to number and integer fields, not 'date'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'d':{'type':'date','minimum_from':'guardrails.start'}}"),
+               "\"minimum_from\" applies to number and integer fields, not 'date'");
+    /* enum and max_length only on strings. */
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'n':{'type':'integer','enum':['1','2']}}"),
+               ": subsystems.crm.fields.n: \"enum\" applies to string fields, not 'integer'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'d':{'type':'date','max_length':10}}"),
+               "\"max_length\" applies to string fields, not 'date'");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'o':{'type':'object','max_length':10}}"),
+               "\"max_length\" applies to string fields, not 'object'");
+    /* Every known member where it belongs loads. */
+    char path[256], err[512];
+    ap_executor_map *map = load_compact(
+        __FILE__, __LINE__,
+        MAP_WITH(OK_ACCEPTS,
+                 "{'n':{'type':'number','minimum':0,'maximum':10,'exclusive_minimum':-1,"
+                 "'minimum_from':'guardrails.lo','maximum_from':'guardrails.hi',"
+                 "'description':'a number'},"
+                 "'i':{'type':'integer','minimum':1,'description':''},"
+                 "'s':{'type':'string','enum':['a','b'],'max_length':5,'description':'s'},"
+                 "'d':{'type':'date','minimum':'today'}}"),
+        path, sizeof path, err, sizeof err);
+    const ap_subsystem *crm = map ? ap_executor_map_subsystem(map, "crm") : NULL;
+    const ap_field_rule *r;
+    if (unit_check(__FILE__, __LINE__, crm != NULL, "%s", err) &&
+        CHECK((r = ap_subsystem_field(crm, "n")) != NULL)) {
+        CHECK(r->has_minimum && r->has_maximum && r->has_exclusive_minimum);
+        CHECK_STR_EQ(r->minimum_from, "guardrails.lo");
+        CHECK_STR_EQ(r->maximum_from, "guardrails.hi");
+    }
+    ap_executor_map_free(map);
+}
+
 static void executor_map_missing_file(void) {
     char err[512] = "";
     ap_executor_map *map = ap_executor_map_load("schemas/no-such-map.json", err, sizeof err);
@@ -224,6 +333,8 @@ const unit_test unit_executor_map_tests[] = {
     UNIT_TEST(executor_map_action_types),
     UNIT_TEST(executor_map_minimal_map),
     UNIT_TEST(executor_map_load_errors),
+    UNIT_TEST(executor_map_format_needs_its_type),
+    UNIT_TEST(executor_map_rule_members),
     UNIT_TEST(executor_map_missing_file),
     {0},
 };

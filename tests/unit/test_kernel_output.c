@@ -175,12 +175,14 @@ static void kernel_output_lines_endings(void) {
     CHECK_INT_EQ(read_text(A("a-1"), s, err, sizeof err), AP_OK);
     if (CHECK_INT_EQ(s->count, 1))
         CHECK_STR_EQ(s->items[0].where, "line 1");
-    /* Every line broken: each is reported, and reading still succeeds. */
-    CHECK_INT_EQ(read_text("nope\n{\n", s, err, sizeof err), AP_OK);
-    if (CHECK_INT_EQ(s->count, 2)) {
-        CHECK_STR_EQ(s->items[0].where, "line 1");
+    /* Every line after the first broken: each is reported, and reading
+     * still succeeds. */
+    CHECK_INT_EQ(read_text(A("a-1") "\nnope\n{\n", s, err, sizeof err), AP_OK);
+    if (CHECK_INT_EQ(s->count, 3)) {
+        CHECK_STR_EQ(s->items[0].id, "a-1");
         CHECK_STR_EQ(s->items[1].where, "line 2");
-        CHECK(!s->items[0].has_action && !s->items[1].has_action);
+        CHECK_STR_EQ(s->items[2].where, "line 3");
+        CHECK(!s->items[1].has_action && !s->items[2].has_action);
     }
     /* Empty input, or only blank lines: nothing to do. */
     CHECK_INT_EQ(read_text("", s, err, sizeof err), AP_OK);
@@ -207,6 +209,57 @@ static void kernel_output_refused(void) {
                  AP_ERR_INVALID);
     CHECK_STR_CONTAINS(err, "'optimization_actions' must be an array");
     CHECK_INT_EQ(s->count, 0);
+    free(s);
+}
+
+/* Input that is not one JSON value and whose first non-blank line is not one
+ * either is a broken document: it fails as a whole with the document's parse
+ * error, and no line of it is handed on, even one that is a complete action. */
+static void kernel_output_broken_document(void) {
+    seen *s = seen_new();
+    char err[256];
+    if (!s)
+        return;
+    /* A trailing comma: lines 4 and 5 look like actions, neither is published. */
+    CHECK_INT_EQ(read_text("{\n \"run_id\":\"demo-run-1\",\n \"optimization_actions\":[\n " A(
+                               "a1") ",\n " A("a2") "\n ],\n}",
+                           s, err, sizeof err),
+                 AP_ERR_INVALID);
+    CHECK_INT_EQ(s->count, 0);
+    CHECK_STR_EQ(err, "kernel output: line 7 column 1: string or '}' expected near '}'");
+    /* Cut short, after blank lines: the error is where the text ends. */
+    CHECK_INT_EQ(read_text("\n\n{\n \"optimization_actions\": [\n  " A("a1") ",\n", s, err,
+                           sizeof err),
+                 AP_ERR_INVALID);
+    CHECK_INT_EQ(s->count, 0);
+    CHECK_STR_CONTAINS(err, "kernel output: line 6 column ");
+    CHECK_STR_CONTAINS(err, "end of file");
+    /* A broken first line decides it too: it is not JSON Lines with one bad line. */
+    CHECK_INT_EQ(read_text("{\"action_id\": \"a-x\",\n" A("a-1") "\n" A("a-2") "\n", s, err,
+                           sizeof err),
+                 AP_ERR_INVALID);
+    CHECK_INT_EQ(s->count, 0);
+    CHECK_STR_CONTAINS(err, "kernel output: line 2 column ");
+    CHECK_INT_EQ(read_text("nope\n{\n", s, err, sizeof err), AP_ERR_INVALID);
+    CHECK_STR_CONTAINS(err, "kernel output: line 1 column ");
+    CHECK_INT_EQ(s->count, 0);
+    /* Well-formed over several lines but without optimization_actions (here
+     * misspelt): a document all the same, so the last entry, a complete
+     * action on its own line, is not read as a JSON line either. */
+    CHECK_INT_EQ(read_text("{\n \"run_id\":\"r\",\n \"optimisation_actions\":[\n " A("a1") ",\n " A(
+                               "a2") "\n ]\n}\n",
+                           s, err, sizeof err),
+                 AP_ERR_INVALID);
+    CHECK_INT_EQ(s->count, 0);
+    CHECK_STR_CONTAINS(err, "without 'optimization_actions'");
+    CHECK_INT_EQ(read_text("{\n  \"action_id\": \"a-1\",\n  \"tenant_id\": \"acme\"\n}\n", s,
+                           err, sizeof err),
+                 AP_ERR_INVALID);
+    CHECK_INT_EQ(s->count, 0);
+    /* One object on one line is JSON Lines of one line, trailing blank lines or not. */
+    CHECK_INT_EQ(read_text(A("a-1") "\n\n  \n", s, err, sizeof err), AP_OK);
+    if (CHECK_INT_EQ(s->count, 1))
+        CHECK_STR_EQ(s->items[0].id, "a-1");
     free(s);
 }
 
@@ -279,6 +332,7 @@ const unit_test unit_kernel_output_tests[] = {
     UNIT_TEST(kernel_output_lines),
     UNIT_TEST(kernel_output_lines_endings),
     UNIT_TEST(kernel_output_refused),
+    UNIT_TEST(kernel_output_broken_document),
     UNIT_TEST(kernel_output_stop),
     UNIT_TEST(kernel_output_large),
     UNIT_TEST(kernel_output_read_all),

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "action.h"
 #include "executor_map.h"
@@ -264,6 +265,13 @@ static void validate_identity_members(void) {
     INVALID("tenant_id", "type", "tenant_id", "{'tenant_id':'%s'}", repeat("t", 65));
     INVALID("tenant_id", "type", "tenant_id", "{'tenant_id':''}");
     INVALID("tenant_id", "type", "tenant_id", "{'tenant_id':['acme']}");
+    /* ...and only of [A-Za-z0-9_.-]: a ':' would make "<tenant>:<key>" ambiguous. */
+    VALID("{'tenant_id':'Acme_Corp.eu-1'}");
+    INVALID("tenant_id", "format", "tenant_id", "{'tenant_id':'acme:eu'}");
+    INVALID("tenant_id", "format", "acme eu", "{'tenant_id':'acme eu'}");
+    INVALID("tenant_id", "format", "tenant_id", "{'tenant_id':'acme/eu'}");
+    INVALID("tenant_id", "format", "tenant_id", "{'tenant_id':'acm\xc3\xa9'}");
+    INVALID("tenant_id", "format", "tenant_id", "{'tenant_id':'%s:'}", repeat("t", 63));
     /* entity_id: 1 to 128. */
     VALID("{'entity_id':'%s'}", repeat("e", 128));
     INVALID("entity_id", "type", "entity_id", "{'entity_id':'%s'}", repeat("e", 129));
@@ -283,6 +291,40 @@ static void validate_identity_members(void) {
     INVALID("owner_subsystem", "type", "owner_subsystem", "{'owner_subsystem':1}");
     INVALID("owner_subsystem", "type", "owner_subsystem", "{'owner_subsystem':''}");
     INVALID("action_type", "type", "action_type", "{'action_type':true}");
+}
+
+/* Two tenants whose keys would be the same string: "a:b" with key "c" and
+ * "a" with key "b:c". The reader takes both (the row is recorded), the
+ * validator refuses the one whose tenant_id holds ':'. */
+static void validate_tenant_keys_stay_apart(void) {
+    static const char *const texts[2] = {
+        "{'tenant_id':'a:b','idempotency_key':'c'}",
+        "{'tenant_id':'a','idempotency_key':'b:c'}",
+    };
+    char keys[2][AP_KEY_MAX], err[256];
+    int counts[2];
+    for (int i = 0; i < 2; i++) {
+        ap_action a;
+        ap_verdict v;
+        json_t *json = build_action(__FILE__, __LINE__, texts[i]);
+        const ap_executor_map *map = test_map(__FILE__, __LINE__);
+        keys[i][0] = '\0';
+        counts[i] = -1;
+        if (!json || !map) {
+            json_decref(json);
+            return;
+        }
+        counts[i] = ap_validate(map, json, TODAY, &v);
+        if (i == 0 && CHECK_INT_EQ(counts[i], 1))
+            VIOLATION_IS(&v, 0, "tenant_id", "format", "'a:b'");
+        if (CHECK_INT_EQ(ap_action_from_json(&a, json, err, sizeof err), AP_OK)) {
+            snprintf(keys[i], sizeof keys[i], "%s", a.idempotency_key);
+            ap_action_release(&a);
+        }
+    }
+    CHECK_STR_EQ(keys[0], "a:b:c");
+    CHECK_STR_EQ(keys[1], "a:b:c");
+    CHECK_INT_EQ(counts[1], 0);
 }
 
 static void validate_optional_members(void) {
@@ -323,7 +365,7 @@ static void validate_created_at(void) {
         "2024-06-15T08:00:00Z",      "2024-06-15T08:00:00.123456Z", "2024-06-15t08:00:00z",
         "2024-06-15T08:00:00+02:00", "2024-06-15T08:00:00-05:30",   "2024-06-15T08:00:00.5+00:00",
         "2024-02-29T23:59:59Z",      "2024-06-30T23:59:60Z", /* a leap second */
-        "2000-01-01T00:00:00Z",
+        "2000-01-01T00:00:00Z",      "2024-06-15T08:00:00+23:59", "2024-06-15T08:00:00-00:00",
     };
     static const char *const bad[] = {
         "2024-06-15",                /* a date */
@@ -342,6 +384,20 @@ static void validate_created_at(void) {
         "2024-06-15T08:00:00+02",    /* short offset */
         "2024-06-15T08:00:00Z junk", /* trailing text */
         "yesterday at noon",
+        /* Every position is a digit: no signs, no spaces. */
+        "2024-06-15T-1:00:00Z",
+        "2024-06-15T 8: 0: 0Z",
+        "+024-06-15T08:00:00Z",
+        "2024-06-15T08:+1:00Z",
+        "2024-06-15T08:00:-1Z",
+        "2024-+6-15T08:00:00Z",
+        "2024-06- 5T08:00:00Z",
+        "2024-06-15T08:00:00+ 2:00",
+        "2024-06-15T08:00:00+-2:00",
+        /* Offsets are real: hours 00-23, minutes 00-59. */
+        "2024-06-15T08:00:00+99:99",
+        "2024-06-15T08:00:00+24:00",
+        "2024-06-15T08:00:00-05:60",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         VALID("{'created_at':'%s'}", good[i]);
@@ -354,7 +410,10 @@ static void validate_created_at(void) {
 /* ---- routing: subsystem, type, field ---- */
 
 static void validate_unknown_subsystem(void) {
+    ap_verdict v;
     INVALID("owner_subsystem", "executor_map", "billing", "{'owner_subsystem':'billing'}");
+    if (CHECK_INT_EQ(VERDICT(&v, "{'owner_subsystem':'billing'}"), 1))
+        CHECK_STR_EQ(v.items[0].message, "owner_subsystem 'billing' has no registered executor");
     INVALID("owner_subsystem", "executor_map", "Campaigns", "{'owner_subsystem':'Campaigns'}");
     INVALID("owner_subsystem", "executor_map", "subsystem", "{'owner_subsystem':'ads'}");
 }
@@ -428,15 +487,17 @@ static void validate_matrix(void) {
                 continue;
             }
             rejected++;
-            /* The message names both the subsystem and the type. */
+            /* The message names the member, its value and the subsystem. */
             ap_verdict v;
             snprintf(what, sizeof what, "%s on %s", type, samples[s].subsystem);
             int n = verdict_of(__FILE__, __LINE__, text, &v);
+            char want[128];
+            snprintf(want, sizeof want, "action_type '%s' is not accepted by subsystem '%s'",
+                     type, samples[s].subsystem);
             if (unit_check(__FILE__, __LINE__, n == 1, "%s: %s: expected 1 violation, got %d",
                            what, text, n) &&
                 violation_is(__FILE__, __LINE__, &v, 0, "action_type", "matrix", type, what))
-                violation_is(__FILE__, __LINE__, &v, 0, "action_type", "matrix",
-                             samples[s].subsystem, what);
+                CHECK_STR_EQ(v.items[0].message, want);
         }
     }
     /* experiment on routing; pause on pricing, routing, content; scale on crm,
@@ -494,24 +555,66 @@ static void validate_budget_daily(void) {
     FIELD_BAD_WITH("campaigns", "budget_daily", "'1250'", CAP, "type");
     FIELD_BAD_WITH("campaigns", "budget_daily", "true", CAP, "type");
     FIELD_BAD_WITH("campaigns", "budget_daily", "null", CAP, "type");
-    /* Without a max_daily_spend guardrail only > 0 applies. */
-    FIELD_OK("campaigns", "budget_daily", "1000000");
-    FIELD_BAD("campaigns", "budget_daily", "0", "exclusive_minimum");
+    /* Money limits fail closed: without the max_daily_spend guardrail the
+     * budget cannot be checked, so the action is refused. */
+    INVALID("guardrails.max_daily_spend", "required",
+            "budget_daily needs guardrails.max_daily_spend to be checked against",
+            "{'proposed_change':{'field':'budget_daily','value':1000}}");
+    INVALID("guardrails.max_daily_spend", "required", "budget_daily",
+            "{'proposed_change':{'field':'budget_daily','value':1000},'guardrails':{}}");
+    INVALID("guardrails.max_daily_spend", "required", "budget_daily",
+            "{'proposed_change':{'field':'budget_daily','value':1000},"
+            "'guardrails':{'max_daily_spend':null}}");
+    /* Present but not a number: as bad. */
+    INVALID("guardrails.max_daily_spend", "type", "guardrails.max_daily_spend",
+            "{'proposed_change':{'field':'budget_daily','value':1000},"
+            "'guardrails':{'max_daily_spend':'5000'}}");
+    INVALID("guardrails.max_daily_spend", "type", "a string",
+            "{'proposed_change':{'field':'budget_daily','value':1000},"
+            "'guardrails':{'max_daily_spend':'5000'}}");
+    /* The value's own rule is still checked. */
+    ap_verdict v;
+    if (CHECK_INT_EQ(VERDICT(&v, "{'proposed_change':{'field':'budget_daily','value':0}}"), 2)) {
+        VIOLATION_IS(&v, 0, "proposed_change.value", "exclusive_minimum", "budget_daily");
+        VIOLATION_IS(&v, 1, "guardrails.max_daily_spend", "required", "budget_daily");
+    }
+    /* An experiment is refused once, not once per variant. */
+    INVALID("guardrails.max_daily_spend", "required", "budget_daily",
+            "{'action_type':'experiment','proposed_change':{'field':'budget_daily','variants':["
+            "{'name':'a','value':100,'weight':50},{'name':'b','value':200,'weight':50}]}}");
+    /* A revert without a value restores the rollback data: nothing to compare. */
+    VALID("{'action_type':'revert','revert_of':'a-0','proposed_change':{'field':'budget_daily'}}");
+    INVALID("guardrails.max_daily_spend", "required", "budget_daily",
+            "{'action_type':'revert','revert_of':'a-0',"
+            "'proposed_change':{'field':'budget_daily','value':100}}");
+    VALID("{'action_type':'revert','revert_of':'a-0',"
+          "'proposed_change':{'field':'budget_daily','value':100}" CAP "}");
 }
 
 #define SPENT ",'guardrails':{'current_spend':1200}"
 
 static void validate_budget_total(void) {
-    FIELD_BAD("campaigns", "budget_total", "-0.01", "minimum");
-    FIELD_OK("campaigns", "budget_total", "0");
-    FIELD_OK("campaigns", "budget_total", "90000");
+    /* minimum 0 holds even where the guardrail says less. */
+    FIELD_BAD_WITH("campaigns", "budget_total", "-0.01", ",'guardrails':{'current_spend':-5}",
+                   "minimum");
+    FIELD_OK_WITH("campaigns", "budget_total", "0", ",'guardrails':{'current_spend':0}");
+    FIELD_OK_WITH("campaigns", "budget_total", "90000", SPENT);
     FIELD_BAD_WITH("campaigns", "budget_total", "1199.99", SPENT, "minimum_from");
     FIELD_BAD_WITH("campaigns", "budget_total", "0", SPENT, "minimum_from");
     FIELD_OK_WITH("campaigns", "budget_total", "1200", SPENT);
     FIELD_OK_WITH("campaigns", "budget_total", "1200.01", SPENT);
     INVALID("proposed_change.value", "minimum_from", "guardrails.current_spend",
             "{'proposed_change':{'field':'budget_total','value':1000}" SPENT "}");
-    FIELD_BAD("campaigns", "budget_total", "'90000'", "type");
+    FIELD_BAD_WITH("campaigns", "budget_total", "'90000'", SPENT, "type");
+    /* Without the current_spend guardrail: refused. */
+    INVALID("guardrails.current_spend", "required",
+            "budget_total needs guardrails.current_spend to be checked against",
+            "{'proposed_change':{'field':'budget_total','value':90000}}");
+    INVALID("guardrails.current_spend", "required", "budget_total",
+            "{'proposed_change':{'field':'budget_total','value':90000}" CAP "}");
+    INVALID("guardrails.current_spend", "type", "guardrails.current_spend",
+            "{'proposed_change':{'field':'budget_total','value':90000},"
+            "'guardrails':{'current_spend':[1200]}}");
 }
 
 static void validate_status(void) {
@@ -577,6 +680,12 @@ static void validate_end_date(void) {
     FIELD_BAD("campaigns", "end_date", "'2099-12-31T00:00:00Z'", "type");
     FIELD_BAD("campaigns", "end_date", "''", "type");
     FIELD_BAD("campaigns", "end_date", "20991231", "type");
+    /* Every position is a digit: no signs, no spaces. */
+    FIELD_BAD("campaigns", "end_date", "'2099-+1-01'", "type");
+    FIELD_BAD("campaigns", "end_date", "'2099- 1- 1'", "type");
+    FIELD_BAD("campaigns", "end_date", "'+099-01-01'", "type");
+    FIELD_BAD("campaigns", "end_date", "'2099-01-+1'", "type");
+    FIELD_BAD("campaigns", "end_date", "' 2099-1-01'", "type");
 }
 
 /* ---- crm ---- */
@@ -872,6 +981,59 @@ static void validate_experiment_variants(void) {
             "{'name':'b','value':'Buy','weight':50}]}}");
 }
 
+/* ---- a rule whose format does not fit its type ---- */
+
+/* The loader refuses such a rule, but validation must not trust it: each
+ * format's check meets a value of another type, and says so, not crashes.
+ * The rule is loaded with a fitting type, then given `forced`, the value's
+ * own type, as a loader without the check would have let through. */
+static void validate_format_on_the_wrong_type(void) {
+    static const struct {
+        const char *format, *type, *value;
+        ap_field_type forced;
+    } cases[] = {
+        {"identifier", "string", "42", AP_FIELD_NUMBER},
+        {"identifier", "string", "{'a':1}", AP_FIELD_OBJECT},
+        {"identifier", "string", "['a']", AP_FIELD_ARRAY},
+        {"ascending", "array", "{'a':1}", AP_FIELD_OBJECT},
+        {"ascending", "array", "'1,2'", AP_FIELD_STRING},
+        {"territory_rules", "array", "'x'", AP_FIELD_STRING},
+        {"territory_rules", "array", "{'match':{'a':1},'assign_to':'t'}", AP_FIELD_OBJECT},
+        {"segment", "object", "['seg-smb']", AP_FIELD_ARRAY},
+        {"segment", "object", "'seg-smb'", AP_FIELD_STRING},
+        {"weights_sum_100", "object", "[50,50]", AP_FIELD_ARRAY},
+        {"weights_sum_100", "object", "100", AP_FIELD_NUMBER},
+    };
+    char text[512], path[256], err[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(text, sizeof text,
+                 "{\"version\":\"t\",\"subsystems\":{\"routing\":{\"executor\":\"E\","
+                 "\"accepts\":{\"config_change\":1},\"fields\":{\"f\":{\"type\":\"%s\","
+                 "\"format\":\"%s\"}}}}}",
+                 cases[i].type, cases[i].format);
+        if (unit_temp_file(__FILE__, __LINE__, text, path, sizeof path))
+            return;
+        ap_executor_map *map = ap_executor_map_load(path, err, sizeof err);
+        unlink(path);
+        const ap_subsystem *sub = map ? ap_executor_map_subsystem(map, "routing") : NULL;
+        if (unit_check(__FILE__, __LINE__, sub && sub->field_count == 1, "%s", err)) {
+            ((ap_field_rule *)&sub->fields[0])->type = cases[i].forced;
+            snprintf(text, sizeof text,
+                     "{'owner_subsystem':'routing','proposed_change':{'field':'f','value':%s}}",
+                     cases[i].value);
+            json_t *action = build_action(__FILE__, __LINE__, text);
+            ap_verdict v;
+            int n = action ? ap_validate(map, action, TODAY, &v) : -1;
+            if (unit_check(__FILE__, __LINE__, n == 1, "%s on %s: %d violations",
+                           cases[i].format, cases[i].value, n))
+                violation_is(__FILE__, __LINE__, &v, 0, "proposed_change.value", "format", "f",
+                             cases[i].format);
+            json_decref(action);
+        }
+        ap_executor_map_free(map);
+    }
+}
+
 /* ---- the verdict ---- */
 
 static void validate_many_violations(void) {
@@ -905,6 +1067,14 @@ static void validate_verdict_format(void) {
     VERDICT(&v, "{'owner_subsystem':'crm','proposed_change':{'field':'max_touches','value':21}}");
     ap_verdict_format(&v, buf, sizeof buf);
     CHECK_STR_EQ(buf, "proposed_change.value: maximum: max_touches must be <= 20, got 21");
+    /* A size of 0 writes nothing, not even the terminator. */
+    char none[2] = {'x', 'y'};
+    ap_verdict_format(&v, none, 0);
+    CHECK(none[0] == 'x' && none[1] == 'y');
+    ap_verdict_format(&v, NULL, 0);
+    /* A size of 1 holds only the terminator. */
+    ap_verdict_format(&v, none, 1);
+    CHECK(none[0] == '\0' && none[1] == 'y');
 }
 
 static void validate_today_utc(void) {
@@ -1111,6 +1281,7 @@ const unit_test unit_validate_tests[] = {
     UNIT_TEST(validate_not_an_object),
     UNIT_TEST(validate_required),
     UNIT_TEST(validate_identity_members),
+    UNIT_TEST(validate_tenant_keys_stay_apart),
     UNIT_TEST(validate_optional_members),
     UNIT_TEST(validate_created_at),
     UNIT_TEST(validate_unknown_subsystem),
@@ -1143,6 +1314,7 @@ const unit_test unit_validate_tests[] = {
     UNIT_TEST(validate_subject_line),
     UNIT_TEST(validate_cta_text),
     UNIT_TEST(validate_experiment_variants),
+    UNIT_TEST(validate_format_on_the_wrong_type),
     UNIT_TEST(validate_many_violations),
     UNIT_TEST(validate_verdict_format),
     UNIT_TEST(validate_today_utc),
