@@ -56,7 +56,9 @@ deps:
 
 test: deps
 	$(MAKE) all unit
+	tests/http_target/smoke.sh
 	tests/integration/run.sh
+	tests/deploy/validate.sh
 
 demo: deps
 	$(MAKE) all

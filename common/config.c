@@ -19,13 +19,17 @@ typedef struct setting {
     unsigned programs;
     const char *help;
     const char *shown_def; /* what --help says for a NULL or "" def */
+    const char *choices;   /* SETTING_STR: "a|b" the value must be one of, or NULL */
 } setting;
 
-#define STR(f, d, p, h) {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL}
-#define INT(f, d, lo, hi, p, h) {#f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h, NULL}
+#define STR(f, d, p, h) {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, NULL}
+#define INT(f, d, lo, hi, p, h) {#f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h, NULL, NULL}
+/* A string setting that must be one of `choices` ("a|b|c"). */
+#define CHOICE(f, d, choices, p, h)                                                                \
+    {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, choices}
 /* A string setting whose default is worked out at run time, said in words. */
 #define STR_COMPUTED(f, d, shown, p, h)                                                            \
-    {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, shown}
+    {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, shown, NULL}
 
 static const setting settings[] = {
     STR(brokers, "127.0.0.1:9092", AP_PROG_ALL, "Kafka bootstrap servers"),
@@ -49,6 +53,27 @@ static const setting settings[] = {
     INT(done_ttl_s, "604800", 1, INT_MAX, AP_PROG_WORKER,
         "seconds a finished idempotency key remembers its outcome in Redis"),
     STR(log_level, "info", AP_PROG_ALL, "debug, info, warn or error"),
+    CHOICE(execution_mode, "apply", "apply|dry_run", AP_PROG_WORKER,
+           "apply changes, or dry_run: check and record what would change"),
+    INT(budget_max_increase_pct, "30", 0, 1000, AP_PROG_WORKER,
+        "most a budget may rise in one action, in % of its current value"),
+    INT(budget_floor, "1", 0, INT_MAX, AP_PROG_WORKER, "no budget is set below this amount"),
+    CHOICE(budget_excess, "clamp", "clamp|reject", AP_PROG_WORKER,
+           "a budget increase over the cap is clamped to it, or rejected"),
+    STR_COMPUTED(connector_file, "", "none: every action goes to the built-in store",
+                 AP_PROG_WORKER, "HTTP connector config (schemas/connector.schema.json)"),
+    INT(http_timeout_ms, "10000", 1, 600000, AP_PROG_WORKER,
+        "timeout of a connector request when its route and connector set none"),
+    INT(http_max_in_flight, "64", 1, 10000, AP_PROG_WORKER,
+        "most connector requests of one batch in flight at once"),
+    STR(health_addr, "127.0.0.1", AP_PROG_WORKER,
+        "address of the /healthz, /readyz and /metrics server (0.0.0.0: all interfaces)"),
+    INT(health_port, "8080", 0, 65535, AP_PROG_WORKER,
+        "port of that server (0: any free port, logged at start)"),
+    INT(health_stale_ms, "30000", 1000, 3600000, AP_PROG_WORKER,
+        "/healthz fails when the main loop has not turned for this long"),
+    INT(drain_timeout_s, "25", 1, 3600, AP_PROG_WORKER,
+        "SIGTERM: longest time to finish the batch, commit and leave the group"),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -61,11 +86,23 @@ static int *int_slot(ap_config *cfg, const setting *s) {
     return (int *)((char *)cfg + s->offset);
 }
 
+/* Whether text is one of the '|'-separated choices. */
+static int is_choice(const char *choices, const char *text) {
+    size_t n = strlen(text);
+    for (const char *c = choices; c; c = strchr(c, '|') ? strchr(c, '|') + 1 : NULL)
+        if (!strncmp(c, text, n) && (c[n] == '|' || c[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 /* Sets one setting from text; `source` names where it came from for errors.
  * On failure the setting keeps its value. */
 static ap_status setting_set(ap_config *cfg, const setting *s, const char *text,
                              const char *source, char *err, size_t errsz) {
     if (s->type == SETTING_STR) {
+        if (s->choices && !is_choice(s->choices, text))
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: '%s' is not one of %s", source, text,
+                           s->choices);
         char *copy = strdup(text);
         if (!copy)
             return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");

@@ -36,6 +36,17 @@ typedef struct ap_config {
     int claim_lease_ms;  /* idempotency claim lease */
     int done_ttl_s;      /* how long a finished idempotency key remembers its outcome */
     char *log_level;
+    char *execution_mode;        /* "apply" or "dry_run" */
+    int budget_max_increase_pct; /* budget guardrail: cap per action */
+    int budget_floor;            /* budget guardrail: lowest budget */
+    char *budget_excess;         /* "clamp" or "reject" an increase over the cap */
+    char *connector_file;        /* HTTP connector config; "": none */
+    int http_timeout_ms;
+    int http_max_in_flight;
+    char *health_addr;           /* /healthz, /readyz, /metrics */
+    int health_port;
+    int health_stale_ms;
+    int drain_timeout_s;         /* SIGTERM: finish, commit, leave within this */
 
     ap_kafka_prop *kafka; /* passthrough properties, in the order given */
     int kafka_count;

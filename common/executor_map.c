@@ -43,6 +43,7 @@ static const struct {
 static const char *const rule_members[] = {
     "type",         "format",       "minimum", "maximum",    "exclusive_minimum",
     "minimum_from", "maximum_from", "enum",    "max_length", "description",
+    "budget_guardrail", "scalable",
 };
 
 #define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
@@ -197,6 +198,20 @@ static ap_status field_parse(ap_field_rule *f, const char *where, const char *na
                            where);
         f->max_length = (int)json_integer_value(maxlen);
     }
+    static const char *const numeric_flags[] = {"budget_guardrail", "scalable"};
+    int *flags[] = {&f->budget_guardrail, &f->scalable};
+    for (i = 0; i < COUNT(numeric_flags); i++) {
+        const json_t *flag = json_object_get(rule, numeric_flags[i]);
+        if (!flag)
+            continue;
+        if (!json_is_boolean(flag))
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: %s must be true or false", where,
+                           numeric_flags[i]);
+        if (f->type != AP_FIELD_NUMBER && f->type != AP_FIELD_INTEGER)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: %s needs a number or integer field",
+                           where, numeric_flags[i]);
+        *flags[i] = json_is_true(flag);
+    }
     return AP_OK;
 }
 
@@ -243,6 +258,9 @@ static ap_status subsystem_parse(ap_subsystem *sub, const char *name, const json
             return st;
         sub->field_count++;
     }
+    if (sub->default_tier[AP_ACTION_PAUSE] && !ap_subsystem_field(sub, "status"))
+        return ap_fail(AP_ERR_INVALID, err, errsz,
+                       "subsystems.%s: accepts pause but has no \"status\" field to set", name);
     return AP_OK;
 }
 

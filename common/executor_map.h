@@ -52,6 +52,8 @@ typedef struct ap_field_rule {
     int not_before_today; /* dates: "minimum": "today" */
     const json_t *enum_values; /* array of strings, or NULL */
     int max_length; /* strings, in characters; 0: unbounded */
+    int budget_guardrail; /* increases capped, a floor kept (settings budget_*) */
+    int scalable;         /* a `scale` action may change it */
 } ap_field_rule;
 
 typedef struct ap_subsystem {

@@ -427,6 +427,15 @@ int ap_validate(const ap_executor_map *map, const json_t *action, const char *to
         return v->count;
     }
     const json_t *value = json_object_get(change, "value");
+    int accepted = type >= 0 && sub->default_tier[type];
+    if (accepted && type == AP_ACTION_PAUSE &&
+        (strcmp(field, "status") || !json_is_string(value) ||
+         strcmp(json_string_value(value), "paused")))
+        violate(v, "proposed_change", "pause",
+                "a pause action sets field 'status' to 'paused', got field '%.64s'", field);
+    if (accepted && type == AP_ACTION_SCALE && !rule->scalable)
+        violate(v, "proposed_change.field", "scalable",
+                "a scale action cannot change '%.64s' of subsystem '%s'", field, sub->name);
     if (type == AP_ACTION_EXPERIMENT)
         check_experiment(rule, action, change, today, v);
     else if (type == AP_ACTION_REVERT) {

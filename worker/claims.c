@@ -144,12 +144,16 @@ ap_status ap_claims_finish(ap_claims *c, const char *key, const char *outcome) {
 }
 
 ap_status ap_claims_flush(ap_claims *c, char *err, size_t errsz) {
-    if (!c->finish_count)
-        return AP_OK;
     ap_status st = claims_connect(c, err, errsz);
     if (st)
         return st;
-    return read_finishes(c, append_finishes(c), err, errsz);
+    if (c->finish_count)
+        return read_finishes(c, append_finishes(c), err, errsz);
+    redisReply *r = redisCommand(c->redis, "PING");
+    if (!r)
+        return claims_broken(c, err, errsz, "ping");
+    freeReplyObject(r);
+    return AP_OK;
 }
 
 void ap_claims_free(ap_claims *c) {

@@ -32,7 +32,8 @@ ap_status ap_claims_take(ap_claims *c, const char *const *keys, int n, ap_claim 
 /* Queues "done:<outcome>" for key, sent with the next take or flush. */
 ap_status ap_claims_finish(ap_claims *c, const char *key, const char *outcome);
 
-/* Sends queued finishes now (when idle). */
+/* Sends queued finishes now, or a PING when there are none: AP_OK when Redis
+ * answers. For idle turns of the main loop. */
 ap_status ap_claims_flush(ap_claims *c, char *err, size_t errsz);
 
 void ap_claims_free(ap_claims *c);

@@ -4,13 +4,46 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "kafka_conf.h"
 #include "log.h"
 #include "topics.h"
 
 struct ap_consumer {
     rd_kafka_t *rk;
+    ap_metrics *metrics; /* borrowed */
+    int kafka_up;
 };
+
+/* librdkafka statistics (JSON, see its STATISTICS.md), served on the polling
+ * thread: the state of the brokers, and the lag of each assigned partition. */
+static int on_stats(rd_kafka_t *rk, char *text, size_t len, void *opaque) {
+    (void)rk;
+    ap_consumer *c = opaque;
+    json_t *stats = json_loadb(text, len, 0, NULL), *broker, *topic, *part;
+    const char *name, *tname, *pname;
+    int up = 0;
+    json_object_foreach(json_object_get(stats, "brokers"), name, broker) {
+        const char *state = json_string_value(json_object_get(broker, "state"));
+        up |= state && !strcmp(state, "UP") && json_integer_value(json_object_get(broker, "nodeid")) >= 0;
+    }
+    c->kafka_up = up;
+    json_object_foreach(json_object_get(stats, "topics"), tname, topic) {
+        json_object_foreach(json_object_get(topic, "partitions"), pname, part) {
+            int partition = atoi(pname);
+            json_int_t lag = json_integer_value(json_object_get(part, "consumer_lag"));
+            if (partition < 0) /* the internal "-1" partition */
+                continue;
+            if (lag >= 0)
+                ap_metrics_set_lag(c->metrics, tname, partition, lag);
+            else
+                ap_metrics_remove_lag(c->metrics, tname, partition);
+        }
+    }
+    json_decref(stats);
+    return 0; /* librdkafka frees text */
+}
 
 static long long now_ms(void) {
     struct timespec ts;
@@ -18,12 +51,13 @@ static long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-ap_consumer *ap_consumer_new(const ap_config *cfg, char *err, size_t errsz) {
+ap_consumer *ap_consumer_new(const ap_config *cfg, ap_metrics *metrics, char *err, size_t errsz) {
     static const char *const defaults[] = {
         "enable.auto.commit", "true", /* commits what ap_consumer_store stored */
         "auto.commit.interval.ms", "1000",
         "auto.offset.reset", "earliest",
         "enable.partition.eof", "false",
+        "statistics.interval.ms", "5000", /* lag metrics and broker state */
         /* Eager, not cooperative-sticky: librdkafka 2.0.2 closes a cooperative
          * member without LeaveGroup, so the group waits a session timeout. */
         "partition.assignment.strategy", "roundrobin",
@@ -39,6 +73,10 @@ ap_consumer *ap_consumer_new(const ap_config *cfg, char *err, size_t errsz) {
         ap_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errsz) ||
         ap_kafka_conf_set(conf, "client.id", cfg->worker_id, err, errsz))
         goto fail;
+    c->metrics = metrics;
+    c->kafka_up = 1;
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
+    rd_kafka_conf_set_opaque(conf, c);
     if (!(c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errsz)))
         goto fail;
     conf = NULL; /* owned by rk now */
@@ -115,6 +153,19 @@ void ap_consumer_pause(ap_consumer *c, int paused) {
     else
         rd_kafka_resume_partitions(c->rk, assigned);
     rd_kafka_topic_partition_list_destroy(assigned);
+}
+
+int ap_consumer_kafka_up(const ap_consumer *c) {
+    return c->kafka_up;
+}
+
+int ap_consumer_assigned(ap_consumer *c) {
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(c->rk, &assigned))
+        return 0;
+    int n = assigned->cnt;
+    rd_kafka_topic_partition_list_destroy(assigned);
+    return n;
 }
 
 void ap_consumer_close(ap_consumer *c) {

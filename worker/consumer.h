@@ -6,13 +6,22 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
+#include "metrics.h"
 
 typedef struct ap_consumer ap_consumer;
 
 /* Joins cfg->group_id and subscribes to the main topic of every subsystem in
  * cfg->subsystems. Offsets are stored only by ap_consumer_store (auto-commit
- * then commits what was stored). Returns NULL with err set. */
-ap_consumer *ap_consumer_new(const ap_config *cfg, char *err, size_t errsz);
+ * then commits what was stored). Every few seconds librdkafka's statistics
+ * update the consumer lag of each assigned partition in `metrics` (borrowed,
+ * may be NULL). Returns NULL with err set. */
+ap_consumer *ap_consumer_new(const ap_config *cfg, ap_metrics *metrics, char *err, size_t errsz);
+
+/* Whether a broker answered in the last statistics (1 until the first). */
+int ap_consumer_kafka_up(const ap_consumer *c);
+
+/* How many partitions the group assigned to this worker. */
+int ap_consumer_assigned(ap_consumer *c);
 
 /* Fills msgs with up to max messages, waiting at most wait_ms for the batch
  * to fill; returns how many. Errors that are not messages (partition EOF,

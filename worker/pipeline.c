@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "action.h"
 #include "dead_letter.h"
@@ -42,7 +43,10 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
         return;
     }
     it->kind = ITEM_EXECUTE;
-    it->status = json_is_true(json_object_get(it->action.json, "dry_run")) ? "dry_run" : "executed";
+    it->status = json_is_true(json_object_get(it->action.json, "dry_run")) ||
+                         !strcmp(p->cfg->execution_mode, "dry_run")
+                     ? "dry_run"
+                     : "executed";
 }
 
 /* The ap_record_batch item of one action (see schemas/sql). Members taken
@@ -69,7 +73,26 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
     json_object_set_new(j, "created_at", json_string(a->created_at));
     if (a->run_id)
         json_object_set_new(j, "run_id", json_string(a->run_id));
+    json_t *current = json_object_get(a->json, "current");
+    if (current)
+        json_object_set(j, "current", current);
+    json_t *revert_of = json_object_get(a->json, "revert_of");
+    if (revert_of)
+        json_object_set(j, "revert_of", revert_of);
+    const ap_field_rule *rule =
+        ap_subsystem_field(ap_executor_map_subsystem(p->map, a->subsystem), a->field);
+    if (rule && rule->budget_guardrail)
+        json_object_set_new(j, "guard",
+                            json_pack("{s:i, s:i, s:s}", "max_increase_pct",
+                                      p->cfg->budget_max_increase_pct, "floor",
+                                      p->cfg->budget_floor, "on_excess", p->cfg->budget_excess));
     return j;
+}
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 static void count(ap_pipeline_stats *s, const char *outcome) {
@@ -110,6 +133,8 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
         }
     }
 
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     /* For the built-in store the Postgres transaction below is the guard; the
      * claim makes a key's owner known to every replica (and to targets whose
      * effect a database constraint cannot undo). */
@@ -136,18 +161,30 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     }
 
     /* Durable: count, log, and let every replica know the keys are done. */
+    double took = seconds_since(&started);
     for (int k = 0; k < nkeys; k++)
         if (claims[k] == AP_CLAIM_OWNED)
             ap_claims_finish(p->claims, keys[k], outcomes[key_item[k]]);
+    ap_metrics_observe_batch(p->metrics, n);
     for (int i = 0; i < n; i++) {
         item *it = &items[i];
         if (it->kind == ITEM_DEAD_LETTER) {
+            char subsystem[64];
+            if (!ap_topic_subsystem(p->cfg->topic_prefix, rd_kafka_topic_name(msgs[i]->rkt),
+                                    subsystem, sizeof subsystem))
+                snprintf(subsystem, sizeof subsystem, "unknown");
             p->stats.dead_lettered++;
+            ap_metrics_count_action(p->metrics, subsystem, "dead_lettered", 1);
+            ap_metrics_count_dead_letter(p->metrics, subsystem, "unparseable", 1);
             ap_log(AP_LOG_WARN, "dead-lettered", "reason", it->reason, "topic",
                    rd_kafka_topic_name(msgs[i]->rkt), NULL);
             continue;
         }
         count(&p->stats, outcomes[i]);
+        ap_metrics_count_action(p->metrics, it->action.subsystem ? it->action.subsystem : "unknown",
+                                outcomes[i], 1);
+        if (!strcmp(outcomes[i], "executed"))
+            ap_metrics_observe_execution(p->metrics, took);
         if (it->kind == ITEM_REJECT && !strcmp(outcomes[i], "rejected"))
             ap_log(AP_LOG_WARN, "rejected", "action_id", it->action.action_id, "tenant_id",
                    it->action.tenant_id, "reason", it->reason, NULL);

@@ -11,6 +11,7 @@
 #include "claims.h"
 #include "config.h"
 #include "executor_map.h"
+#include "metrics.h"
 #include "publisher.h"
 #include "store.h"
 
@@ -25,6 +26,7 @@ typedef struct ap_pipeline {
     ap_claims *claims;           /* borrowed */
     ap_store *store;             /* borrowed */
     ap_publisher *dead_letters;  /* borrowed */
+    ap_metrics *metrics;         /* borrowed; may be NULL */
     ap_pipeline_stats stats;
 } ap_pipeline;
 

@@ -70,6 +70,20 @@ out:
     return st;
 }
 
+ap_status ap_store_ping(ap_store *s, char *err, size_t errsz) {
+    ap_status st = store_connect(s, err, errsz);
+    if (st)
+        return st;
+    PGresult *res = PQexec(s->pg, "SELECT 1");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        st = ap_fail(AP_ERR_PG, err, errsz, "postgres: %s", PQerrorMessage(s->pg));
+        PQfinish(s->pg);
+        s->pg = NULL;
+    }
+    PQclear(res);
+    return st;
+}
+
 void ap_store_free(ap_store *s) {
     if (!s)
         return;

@@ -21,6 +21,9 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz);
 ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n,
                           char *err, size_t errsz);
 
+/* A round trip (reconnecting when needed): AP_OK when Postgres answers. */
+ap_status ap_store_ping(ap_store *s, char *err, size_t errsz);
+
 void ap_store_free(ap_store *s);
 
 #endif

@@ -7,11 +7,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "claims.h"
 #include "config.h"
 #include "consumer.h"
 #include "executor_map.h"
+#include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "publisher.h"
 #include "store.h"
@@ -21,10 +25,42 @@
 #define BACKOFF_MAX_MS 5000
 
 static volatile sig_atomic_t running = 1;
+static unsigned drain_timeout_s = 25;
 
+/* SIGTERM, SIGINT: finish the batch, commit, leave. If that takes longer than
+ * drain_timeout_s, SIGALRM ends the process: nothing is lost, the uncommitted
+ * batch is delivered again and Postgres turns it into redeliveries. */
 static void on_signal(int sig) {
     (void)sig;
+    if (running)
+        alarm(drain_timeout_s);
     running = 0;
+}
+
+static const char *const statuses[] = {"executed", "dry_run", "rejected", "duplicate",
+                                       "redelivered", "dead_lettered", "failed"};
+
+/* Every subsystem x status series exists from the start, at 0. */
+static void metrics_init(ap_metrics *m, const ap_executor_map *map) {
+    for (int i = 0; i < ap_executor_map_subsystem_count(map); i++)
+        for (size_t k = 0; k < sizeof statuses / sizeof *statuses; k++)
+            ap_metrics_count_action(m, ap_executor_map_subsystem_at(map, i)->name, statuses[k], 0);
+}
+
+/* Idle turn: send pending claim finishes (or ping), ping Postgres, and tell
+ * /readyz what answered. */
+static void check_stores(ap_health *h, ap_claims *claims, ap_store *store, ap_consumer *c) {
+    char err[512];
+    int redis_ok = ap_claims_flush(claims, err, sizeof err) == AP_OK;
+    if (!redis_ok)
+        ap_log(AP_LOG_WARN, "redis not answering", "error", err, NULL);
+    int pg_ok = ap_store_ping(store, err, sizeof err) == AP_OK;
+    if (!pg_ok)
+        ap_log(AP_LOG_WARN, "postgres not answering", "error", err, NULL);
+    ap_health_set(h, AP_HEALTH_REDIS, redis_ok);
+    ap_health_set(h, AP_HEALTH_PG, pg_ok);
+    ap_health_set(h, AP_HEALTH_KAFKA, ap_consumer_kafka_up(c));
+    ap_health_set(h, AP_HEALTH_ASSIGNED, ap_consumer_assigned(c) > 0);
 }
 
 static void usage(FILE *out) {
@@ -56,12 +92,20 @@ static void log_stats(const char *msg, const ap_pipeline_stats *s) {
 
 /* Runs one batch until it is durable, or until shutdown is asked for while
  * the stores are down (the batch is then redelivered after a restart). While
- * it waits it pauses consumption, so the worker stays in its group. */
-static int run_until_durable(ap_pipeline *p, ap_consumer *c, rd_kafka_message_t **msgs, int n) {
+ * it waits it pauses consumption, so the worker stays in its group, and
+ * /readyz says which store is down. */
+static int run_until_durable(ap_pipeline *p, ap_consumer *c, ap_health *h,
+                             rd_kafka_message_t **msgs, int n) {
     char err[1024];
     int backoff_ms = 100, paused = 0;
-    while (ap_pipeline_run(p, msgs, n, err, sizeof err)) {
+    ap_status st;
+    while ((st = ap_pipeline_run(p, msgs, n, err, sizeof err))) {
         ap_log(AP_LOG_ERROR, "batch not durable, retrying", "error", err, NULL);
+        ap_health_beat(h);
+        ap_health_set(h, st == AP_ERR_REDIS ? AP_HEALTH_REDIS
+                         : st == AP_ERR_PG  ? AP_HEALTH_PG
+                                            : AP_HEALTH_KAFKA,
+                      0);
         if (!paused)
             ap_consumer_pause(c, paused = 1);
         rd_kafka_message_t *none[1];
@@ -73,6 +117,8 @@ static int run_until_durable(ap_pipeline *p, ap_consumer *c, rd_kafka_message_t 
     }
     if (paused)
         ap_consumer_pause(c, 0);
+    ap_health_set(h, AP_HEALTH_REDIS, 1);
+    ap_health_set(h, AP_HEALTH_PG, 1);
     return 0;
 }
 
@@ -85,6 +131,8 @@ int main(int argc, char **argv) {
     ap_store *store = NULL;
     ap_publisher *dead_letters = NULL;
     ap_consumer *consumer = NULL;
+    ap_metrics *metrics = NULL;
+    ap_health *health = NULL;
     rd_kafka_message_t **msgs = NULL;
 
     if (ap_config_init(&cfg, err, sizeof err)) {
@@ -114,16 +162,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "actionpool-worker: log_level: unknown level '%s'\n", cfg.log_level);
         goto out;
     }
+    drain_timeout_s = (unsigned)cfg.drain_timeout_s;
     ap_config_schema_path(&cfg, "executor_map.json", path, sizeof path);
     if (!(map = ap_executor_map_load(path, err, sizeof err)) ||
+        !(metrics = ap_metrics_new(VERSION)) ||
+        !(health = ap_health_start(cfg.health_addr, cfg.health_port, metrics, cfg.health_stale_ms,
+                                   err, sizeof err)) ||
         !(claims = ap_claims_new(&cfg, err, sizeof err)) ||
         !(store = ap_store_new(&cfg, err, sizeof err)) ||
         !(dead_letters = ap_publisher_new(&cfg, NULL, NULL, err, sizeof err)) ||
-        !(consumer = ap_consumer_new(&cfg, err, sizeof err)) ||
+        !(consumer = ap_consumer_new(&cfg, metrics, err, sizeof err)) ||
         !(msgs = calloc((size_t)cfg.batch_size, sizeof *msgs))) {
-        ap_log(AP_LOG_ERROR, "cannot start", "error", msgs ? err : "out of memory", NULL);
+        ap_log(AP_LOG_ERROR, "cannot start", "error", metrics && msgs ? err : "out of memory",
+               NULL);
         goto out;
     }
+    metrics_init(metrics, map);
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -131,18 +185,22 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
 
     ap_pipeline pipeline = {.cfg = &cfg, .map = map, .claims = claims, .store = store,
-                            .dead_letters = dead_letters};
+                            .dead_letters = dead_letters, .metrics = metrics};
+    char port[16];
+    snprintf(port, sizeof port, "%d", ap_health_port(health));
     ap_log(AP_LOG_INFO, "worker started", "worker_id", cfg.worker_id, "group_id", cfg.group_id,
-           "subsystems", cfg.subsystems, "executor_map", ap_executor_map_version(map), NULL);
-    time_t last_progress = time(NULL);
+           "subsystems", cfg.subsystems, "executor_map", ap_executor_map_version(map),
+           "execution_mode", cfg.execution_mode, "health_port", port, NULL);
+    time_t last_progress = time(NULL), last_check = 0;
     status = 0;
     while (running) {
+        ap_health_beat(health);
         int n = ap_consumer_poll_batch(consumer, msgs, cfg.batch_size, cfg.batch_ms);
-        if (n == 0) {
-            if (ap_claims_flush(claims, err, sizeof err))
-                ap_log(AP_LOG_WARN, "claim finishes not sent", "error", err, NULL);
-        } else if (run_until_durable(&pipeline, consumer, msgs, n) == 0) {
+        if (n && run_until_durable(&pipeline, consumer, health, msgs, n) == 0)
             ap_consumer_store(consumer, msgs, n);
+        if (!n || time(NULL) != last_check) { /* idle, or once a second under load */
+            check_stores(health, claims, store, consumer);
+            last_check = time(NULL);
         }
         for (int i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);
@@ -151,16 +209,19 @@ int main(int argc, char **argv) {
             last_progress = time(NULL);
         }
     }
+    ap_health_set(health, AP_HEALTH_ASSIGNED, 0);
     if (ap_claims_flush(claims, err, sizeof err))
         ap_log(AP_LOG_WARN, "claim finishes not sent", "error", err, NULL);
     log_stats("worker stopping", &pipeline.stats);
 
 out:
     ap_consumer_close(consumer);
+    ap_health_stop(health);
     ap_publisher_free(dead_letters);
     ap_store_free(store);
     ap_claims_free(claims);
     ap_executor_map_free(map);
+    ap_metrics_free(metrics);
     free(msgs);
     ap_config_release(&cfg);
     return status;

@@ -18,12 +18,13 @@ mkdir -p "$LOGS"
 step "migrations and topics"
 "$BIN/actionpool-ctl" migrate
 
-step "two workers in one consumer group (logs in $LOGS)"
+step "two workers in one consumer group (logs in $LOGS; metrics on http://127.0.0.1:8081/metrics and :8082)"
 pids=()
 stop_workers() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
 trap stop_workers EXIT
 for n in 1 2; do
-  ACTIONPOOL_WORKER_ID=demo-worker-$n "$BIN/actionpool-worker" 2>"$LOGS/worker-$n.log" &
+  ACTIONPOOL_WORKER_ID=demo-worker-$n ACTIONPOOL_HEALTH_PORT=$((8080 + n)) \
+    "$BIN/actionpool-worker" 2>"$LOGS/worker-$n.log" &
   pids+=($!)
 done
 

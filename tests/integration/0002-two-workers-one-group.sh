@@ -7,9 +7,10 @@ test_begin
 N=3000
 python3 "$REPO/tests/integration/gen_actions.py" --count "$N" --seed 2 >"$TEST_DIR/actions.jsonl"
 
-worker_start w1
-worker_start w2
-sleep 1 # both join before the load, so the group splits it
+# Budgets in the generated load rise freely: the guardrail is tested in 0005.
+worker_start w1 --budget-max-increase-pct 1000
+worker_start w2 --budget-max-increase-pct 1000
+wait_ready w1 w2 # both hold partitions before the load, so the group splits it
 out=$(publish "$TEST_DIR/actions.jsonl" 2>&1)
 check_match "all generated actions are delivered" "$out" "published $N of $N actions: $N delivered, 0 refused, 0 not delivered"
 wait_drained 120

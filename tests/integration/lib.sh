@@ -68,8 +68,33 @@ sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 "$ACTIONPOOL_PG_DSN" -c "$1"; }
 worker_start() {
   local name=$1
   shift
-  ACTIONPOOL_WORKER_ID=$name "$BIN/actionpool-worker" "$@" 2>"$TEST_DIR/$name.log" &
+  ACTIONPOOL_WORKER_ID=$name ACTIONPOOL_HEALTH_PORT=${ACTIONPOOL_HEALTH_PORT:-0} \
+    "$BIN/actionpool-worker" "$@" 2>"$TEST_DIR/$name.log" &
   WORKER_PIDS[$name]=$!
+}
+
+# worker_port NAME: the port of the worker's /healthz, /readyz and /metrics.
+worker_port() {
+  local i
+  for i in $(seq 50); do
+    grep -o '"health_port":"[0-9]*"' "$TEST_DIR/$1.log" 2>/dev/null | grep -o '[0-9][0-9]*' && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# wait_ready NAME...: until each worker's /readyz answers 200 (it holds partitions).
+wait_ready() {
+  local name port i
+  for name in "$@"; do
+    port=$(worker_port "$name") || { check "worker $name logs its health port" "none" "a port"; return 1; }
+    for i in $(seq 150); do
+      curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && continue 2
+      sleep 0.1
+    done
+    check "worker $name becomes ready within 15 s" "$(curl -s "http://127.0.0.1:$port/readyz")" "ok"
+    return 1
+  done
 }
 
 # worker_stop NAME [SIGNAL]: signals the worker (TERM by default) and waits.

@@ -17,7 +17,7 @@ static void executor_map_loads_the_real_map(void) {
         int accepts[AP_ACTION_TYPE_COUNT]; /* DESIGN.md's matrix */
     } want[] = {
         {"campaigns", "CampaignExecutor", 6, {1, 1, 1, 1, 1}},
-        {"crm", "CRMExecutor", 5, {1, 1, 1, 0, 1}},
+        {"crm", "CRMExecutor", 6, {1, 1, 1, 0, 1}},
         {"pricing", "PricingExecutor", 4, {1, 1, 0, 0, 1}},
         {"routing", "RoutingExecutor", 4, {1, 0, 0, 1, 1}},
         {"content", "ContentExecutor", 4, {1, 1, 0, 0, 1}},
@@ -115,7 +115,7 @@ static ap_executor_map *load_compact(const char *file, int line, const char *com
 #define MAP_WITH(accepts, fields)                                                                  \
     "{'version':'t1','subsystems':{'crm':{'executor':'CRMExecutor','accepts':" accepts             \
     ",'fields':" fields "}}}"
-#define OK_ACCEPTS "{'config_change':1,'pause':2,'revert':3}"
+#define OK_ACCEPTS "{'config_change':1,'experiment':2,'revert':3}"
 #define OK_FIELDS "{'max_touches':{'type':'integer','minimum':1,'maximum':20}}"
 
 static void executor_map_minimal_map(void) {
@@ -128,8 +128,8 @@ static void executor_map_minimal_map(void) {
     const ap_subsystem *crm = ap_executor_map_subsystem(map, "crm");
     if (CHECK(crm)) {
         CHECK_INT_EQ(crm->default_tier[AP_ACTION_CONFIG_CHANGE], 1);
-        CHECK_INT_EQ(crm->default_tier[AP_ACTION_EXPERIMENT], 0);
-        CHECK_INT_EQ(crm->default_tier[AP_ACTION_PAUSE], 2);
+        CHECK_INT_EQ(crm->default_tier[AP_ACTION_EXPERIMENT], 2);
+        CHECK_INT_EQ(crm->default_tier[AP_ACTION_PAUSE], 0);
         CHECK_INT_EQ(crm->default_tier[AP_ACTION_SCALE], 0);
         CHECK_INT_EQ(crm->default_tier[AP_ACTION_REVERT], 3);
         CHECK_INT_EQ(crm->field_count, 1);
@@ -246,6 +246,16 @@ static void executor_map_format_needs_its_type(void) {
 
 /* A field rule says only what the loader understands: a misspelt member
  * would silently drop its limit. */
+/* Pause needs a status field; the budget and scale flags sit on numbers. */
+static void executor_map_pause_and_flags(void) {
+    LOAD_ERROR(MAP_WITH("{'config_change':1,'pause':1}", OK_FIELDS),
+               ": subsystems.crm: accepts pause but has no \"status\" field to set");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'a':{'type':'string','scalable':true}}"),
+               ": subsystems.crm.fields.a: scalable needs a number or integer field");
+    LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'a':{'type':'number','budget_guardrail':1}}"),
+               ": subsystems.crm.fields.a: budget_guardrail must be true or false");
+}
+
 static void executor_map_rule_members(void) {
     LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{'max_touches':{'type':'integer','minimum':1,'maxmum':20}}"),
                ": subsystems.crm.fields.max_touches: unknown member 'maxmum'");
@@ -335,6 +345,7 @@ const unit_test unit_executor_map_tests[] = {
     UNIT_TEST(executor_map_load_errors),
     UNIT_TEST(executor_map_format_needs_its_type),
     UNIT_TEST(executor_map_rule_members),
+    UNIT_TEST(executor_map_pause_and_flags),
     UNIT_TEST(executor_map_missing_file),
     {0},
 };

@@ -246,8 +246,6 @@ static void validate_required(void) {
             "{'proposed_change':{'field':'status'}}");
     INVALID("proposed_change.value", "required", "max_touches",
             "{'owner_subsystem':'crm','proposed_change':{'field':'max_touches'}}");
-    INVALID("proposed_change.value", "required", "status",
-            "{'action_type':'pause','proposed_change':{'field':'status'}}");
     INVALID("proposed_change.value", "required", "capacity_per_rep",
             "{'owner_subsystem':'routing','action_type':'scale',"
             "'proposed_change':{'field':'capacity_per_rep'}}");
@@ -437,16 +435,16 @@ static void validate_unknown_field(void) {
             "'proposed_change':{'field':'trial_days'}}");
 }
 
-/* A valid change per subsystem, for the matrix: one value, and two for an
- * experiment's variants. */
+/* A valid change per subsystem, for the matrix: one value, two for an
+ * experiment's variants, and a field a scale action may change. */
 static const struct {
-    const char *subsystem, *field, *value, *value2;
+    const char *subsystem, *field, *value, *value2, *scalable;
 } samples[] = {
-    {"campaigns", "status", "'paused'", "'running'"},
-    {"crm", "max_touches", "5", "8"},
-    {"pricing", "discount_max_pct", "10", "20"},
-    {"routing", "capacity_per_rep", "50", "80"},
-    {"content", "subject_line", "'Hello'", "'Hi there'"},
+    {"campaigns", "status", "'paused'", "'running'", "budget_daily"},
+    {"crm", "max_touches", "5", "8", "max_touches"},
+    {"pricing", "discount_max_pct", "10", "20", "discount_max_pct"},
+    {"routing", "capacity_per_rep", "50", "80", "capacity_per_rep"},
+    {"content", "subject_line", "'Hello'", "'Hi there'", "subject_line"},
 };
 
 static const char *const action_types[] = {"config_change", "experiment", "pause", "scale",
@@ -469,6 +467,7 @@ static void validate_matrix(void) {
     for (int t = 0; t < 5; t++) {
         for (int s = 0; s < 5; s++) {
             const char *type = action_types[t];
+            int scales = !strcmp(type, "scale") && accepted[t][s];
             if (!strcmp(type, "experiment"))
                 snprintf(text, sizeof text,
                          "{'owner_subsystem':'%s','action_type':'%s','proposed_change':"
@@ -476,12 +475,19 @@ static void validate_matrix(void) {
                          "{'name':'b','value':%s,'weight':50}]}}",
                          samples[s].subsystem, type, samples[s].field, samples[s].value,
                          samples[s].value2);
+            else if (!strcmp(type, "pause") && accepted[t][s]) /* sets status to paused */
+                snprintf(text, sizeof text,
+                         "{'owner_subsystem':'%s','action_type':'pause','proposed_change':"
+                         "{'field':'status','value':'paused'}}",
+                         samples[s].subsystem);
             else
                 snprintf(text, sizeof text,
                          "{'owner_subsystem':'%s','action_type':'%s','proposed_change':"
-                         "{'field':'%s','value':%s}%s}",
-                         samples[s].subsystem, type, samples[s].field, samples[s].value,
-                         strcmp(type, "revert") ? "" : ",'revert_of':'a-0'");
+                         "{'field':'%s','value':%s}%s%s}",
+                         samples[s].subsystem, type, scales ? samples[s].scalable : samples[s].field,
+                         scales ? "100" : samples[s].value,
+                         strcmp(type, "revert") ? "" : ",'revert_of':'a-0'",
+                         scales ? ",'guardrails':{'max_daily_spend':1000}" : "");
             if (accepted[t][s]) {
                 expect_text(__FILE__, __LINE__, NULL, NULL, NULL, text);
                 continue;
@@ -618,6 +624,8 @@ static void validate_budget_total(void) {
 }
 
 static void validate_status(void) {
+    FIELD_OK("crm", "status", "'paused'");
+    FIELD_BAD("crm", "status", "'halted'", "enum");
     FIELD_OK("campaigns", "status", "'running'");
     FIELD_OK("campaigns", "status", "'paused'");
     FIELD_BAD("campaigns", "status", "'stopped'", "enum");
@@ -1085,6 +1093,32 @@ static void validate_today_utc(void) {
     CHECK(strcmp(today, "2024-01-01") > 0 && strcmp(today, "2200-01-01") < 0);
 }
 
+/* A pause sets status to paused; nothing else is a pause. */
+static void validate_pause(void) {
+    VALID("{'owner_subsystem':'crm','action_type':'pause','entity_id':'seq-1',"
+          "'proposed_change':{'field':'status','value':'paused'}}");
+    INVALID("proposed_change", "pause", "status",
+            "{'owner_subsystem':'campaigns','action_type':'pause',"
+            "'proposed_change':{'field':'status','value':'running'}}");
+    INVALID("proposed_change", "pause", "budget_daily",
+            "{'owner_subsystem':'campaigns','action_type':'pause',"
+            "'proposed_change':{'field':'budget_daily','value':10},"
+            "'guardrails':{'max_daily_spend':1000}}");
+}
+
+/* A scale changes only a field the map marks scalable. */
+static void validate_scale(void) {
+    VALID("{'owner_subsystem':'routing','action_type':'scale',"
+          "'proposed_change':{'field':'capacity_per_rep','value':120}}");
+    VALID("{'action_type':'scale','proposed_change':{'field':'budget_total','value':900},"
+          "'guardrails':{'current_spend':100}}");
+    INVALID("proposed_change.field", "scalable", "end_date",
+            "{'action_type':'scale','proposed_change':{'field':'end_date','value':'2099-01-01'}}");
+    INVALID("proposed_change.field", "scalable", "overflow_queue",
+            "{'owner_subsystem':'routing','action_type':'scale',"
+            "'proposed_change':{'field':'overflow_queue','value':'q-1'}}");
+}
+
 /* Every field of the map has a test named validate_<field> above, so a field
  * added to the map without tests fails here. */
 static void validate_every_field_is_tested(void) {
@@ -1104,7 +1138,7 @@ static void validate_every_field_is_tested(void) {
                        sub->fields[f].name, name);
         }
     }
-    CHECK_INT_EQ(fields, 23);
+    CHECK_INT_EQ(fields, 24);
 }
 
 /* ---- schemas/examples ---- */
@@ -1318,6 +1352,8 @@ const unit_test unit_validate_tests[] = {
     UNIT_TEST(validate_many_violations),
     UNIT_TEST(validate_verdict_format),
     UNIT_TEST(validate_today_utc),
+    UNIT_TEST(validate_pause),
+    UNIT_TEST(validate_scale),
     UNIT_TEST(validate_every_field_is_tested),
     UNIT_TEST(validate_examples_kernel_output),
     UNIT_TEST(validate_examples_kernel_output_lines),
