@@ -12,6 +12,7 @@ const char *ap_status_name(ap_status st) {
     case AP_ERR_REDIS: return "redis";
     case AP_ERR_PG: return "postgres";
     case AP_ERR_NOMEM: return "nomem";
+    case AP_ERR_BUSY: return "busy";
     }
     return "unknown";
 }

@@ -15,6 +15,7 @@ typedef enum ap_status {
     AP_ERR_REDIS,
     AP_ERR_PG,
     AP_ERR_NOMEM,
+    AP_ERR_BUSY, /* held by another worker for now: try again shortly */
 } ap_status;
 
 /* Short lowercase name of a status, for logs. */

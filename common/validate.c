@@ -438,15 +438,15 @@ int ap_validate(const ap_executor_map *map, const json_t *action, const char *to
                 "a scale action cannot change '%.64s' of subsystem '%s'", field, sub->name);
     if (type == AP_ACTION_EXPERIMENT)
         check_experiment(rule, action, change, today, v);
-    else if (type == AP_ACTION_REVERT) {
-        if (value)
+    else if (type == AP_ACTION_REVERT) { /* restores rollback data: a value is optional */
+        if (value && !json_is_null(value))
             check_value(rule, action, value, "proposed_change.value", today, v);
     } else if (type >= 0)
         check_value(rule, action, value, "proposed_change.value", today, v);
     /* Whatever is to be set must be checked against its guardrails: a revert
      * without a value sets only the rollback data. */
     int sets = type == AP_ACTION_EXPERIMENT ? json_is_array(json_object_get(change, "variants"))
-                                            : type >= 0 && value != NULL;
+                                            : type >= 0 && value && !json_is_null(value);
     if (sets && rule->minimum_from)
         check_reference(rule, rule->minimum_from, action, v);
     if (sets && rule->maximum_from)

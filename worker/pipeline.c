@@ -6,6 +6,7 @@
 
 #include "action.h"
 #include "dead_letter.h"
+#include "http_stage.h"
 #include "log.h"
 #include "validate.h"
 
@@ -89,6 +90,48 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
     return j;
 }
 
+/* The actions of the batch that go to a live HTTP target: those a route
+ * matches, whose key this worker claimed and no earlier action of the batch
+ * uses. A key another worker is executing right now makes the batch wait
+ * (AP_ERR_BUSY); a finished one needs no request (Postgres records it as
+ * redelivered or duplicate). */
+static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
+                          const char *const *keys, const ap_claim *claims, int nkeys, char *err,
+                          size_t errsz) {
+    ap_http_job *jobs = calloc((size_t)nkeys + 1, sizeof *jobs);
+    int njobs = 0;
+    size_t row = 0;
+    ap_status st = AP_OK;
+    if (!jobs)
+        return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+    for (int i = 0, k = 0; i < n && !st; i++) {
+        if (items[i].kind == ITEM_DEAD_LETTER)
+            continue;
+        json_t *record = json_array_get(batch, row++);
+        if (items[i].kind != ITEM_EXECUTE)
+            continue;
+        int key = k++; /* keys[] holds the ITEM_EXECUTE items in order */
+        if (!ap_connector_route_for(p->connector, &items[i].action) ||
+            claims[key] == AP_CLAIM_DONE)
+            continue;
+        if (claims[key] == AP_CLAIM_BUSY) {
+            st = ap_fail(AP_ERR_BUSY, err, errsz,
+                         "action '%s': idempotency key held by another worker",
+                         items[i].action.action_id);
+            break;
+        }
+        int seen = 0;
+        for (int j = 0; j < key && !seen; j++)
+            seen = !strcmp(keys[j], keys[key]);
+        if (!seen)
+            jobs[njobs++] = (ap_http_job){.action = &items[i].action, .item = record};
+    }
+    if (!st && njobs)
+        st = ap_http_stage_run(p->store, p->connector, p->http, jobs, njobs, err, errsz);
+    free(jobs);
+    return st;
+}
+
 static double seconds_since(const struct timespec *t0) {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -144,6 +187,8 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     for (int i = 0; i < n; i++)
         if (items[i].kind != ITEM_DEAD_LETTER)
             json_array_append_new(batch, item_json(p, msgs[i], &items[i], i));
+    if (p->connector && (st = run_live(p, items, n, batch, keys, claims, nkeys, err, errsz)))
+        goto out;
     if (json_array_size(batch) && (st = ap_store_record(p->store, batch, outcomes, n, err, errsz)))
         goto out;
 

@@ -1,7 +1,9 @@
 /* pipeline.h — what a worker does with one batch of messages:
  *   parse -> validate (against the executor map, again) -> claim idempotency
- *   keys in Redis (one round trip) -> record outcomes and apply executed changes
- *   in Postgres (one transaction) -> dead-letter what cannot be a row.
+ *   keys in Redis (one round trip) -> send the actions a connector route
+ *   matches to their live HTTP target (all at once, see http_stage.h) ->
+ *   record outcomes and apply the built-in store's changes in Postgres (one
+ *   transaction) -> dead-letter what cannot be a row.
  * Only when ap_pipeline_run returns AP_OK may the batch's offsets be stored. */
 #ifndef AP_PIPELINE_H
 #define AP_PIPELINE_H
@@ -10,6 +12,8 @@
 
 #include "claims.h"
 #include "config.h"
+#include "connector.h"
+#include "http_executor.h"
 #include "executor_map.h"
 #include "metrics.h"
 #include "publisher.h"
@@ -27,6 +31,8 @@ typedef struct ap_pipeline {
     ap_store *store;             /* borrowed */
     ap_publisher *dead_letters;  /* borrowed */
     ap_metrics *metrics;         /* borrowed; may be NULL */
+    const ap_connector *connector; /* borrowed; NULL: every action goes to the store */
+    ap_http_executor *http;        /* borrowed; set with connector */
     ap_pipeline_stats stats;
 } ap_pipeline;
 

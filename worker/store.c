@@ -70,6 +70,30 @@ out:
     return st;
 }
 
+json_t *ap_store_prepare(ap_store *s, const json_t *items, char *err, size_t errsz) {
+    if (store_connect(s, err, errsz))
+        return NULL;
+    char *text = json_dumps(items, JSON_COMPACT);
+    if (!text) {
+        ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+        return NULL;
+    }
+    const char *params[1] = {text};
+    PGresult *res = PQexecParams(
+        s->pg,
+        "SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord), '[]') FROM ap_prepare_batch($1::jsonb) p",
+        1, NULL, params, NULL, NULL, 0);
+    free(text);
+    json_t *rows = NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        ap_fail(AP_ERR_PG, err, errsz, "preparing live requests failed: %s",
+                PQresultErrorMessage(res));
+    else if (!(rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL)))
+        ap_fail(AP_ERR_PG, err, errsz, "preparing live requests: unreadable answer");
+    PQclear(res);
+    return rows;
+}
+
 ap_status ap_store_ping(ap_store *s, char *err, size_t errsz) {
     ap_status st = store_connect(s, err, errsz);
     if (st)

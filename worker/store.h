@@ -21,6 +21,12 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz);
 ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n,
                           char *err, size_t errsz);
 
+/* For items about to be sent to a live target: what applying each would do
+ * (ap_prepare_batch in schemas/sql). Returns a new JSON array, one object per
+ * item with members ord, known, field, value, failure, why, output (JSON null
+ * when SQL NULL), that the caller releases; NULL with err set on failure. */
+json_t *ap_store_prepare(ap_store *s, const json_t *items, char *err, size_t errsz);
+
 /* A round trip (reconnecting when needed): AP_OK when Postgres answers. */
 ap_status ap_store_ping(ap_store *s, char *err, size_t errsz);
 

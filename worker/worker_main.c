@@ -13,7 +13,9 @@
 #include "config.h"
 #include "consumer.h"
 #include "executor_map.h"
+#include "connector.h"
 #include "health.h"
+#include "http_executor.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -102,10 +104,11 @@ static int run_until_durable(ap_pipeline *p, ap_consumer *c, ap_health *h,
     while ((st = ap_pipeline_run(p, msgs, n, err, sizeof err))) {
         ap_log(AP_LOG_ERROR, "batch not durable, retrying", "error", err, NULL);
         ap_health_beat(h);
-        ap_health_set(h, st == AP_ERR_REDIS ? AP_HEALTH_REDIS
-                         : st == AP_ERR_PG  ? AP_HEALTH_PG
-                                            : AP_HEALTH_KAFKA,
-                      0);
+        if (st == AP_ERR_REDIS || st == AP_ERR_PG || st == AP_ERR_KAFKA)
+            ap_health_set(h, st == AP_ERR_REDIS ? AP_HEALTH_REDIS
+                             : st == AP_ERR_PG  ? AP_HEALTH_PG
+                                                : AP_HEALTH_KAFKA,
+                          0);
         if (!paused)
             ap_consumer_pause(c, paused = 1);
         rd_kafka_message_t *none[1];
@@ -133,6 +136,8 @@ int main(int argc, char **argv) {
     ap_consumer *consumer = NULL;
     ap_metrics *metrics = NULL;
     ap_health *health = NULL;
+    ap_connector *connector = NULL;
+    ap_http_executor *http = NULL;
     rd_kafka_message_t **msgs = NULL;
 
     if (ap_config_init(&cfg, err, sizeof err)) {
@@ -178,6 +183,21 @@ int main(int argc, char **argv) {
         goto out;
     }
     metrics_init(metrics, map);
+    if (*cfg.connector_file) {
+        ap_http_options options = AP_HTTP_OPTIONS_DEFAULT;
+        options.timeout_ms = cfg.http_timeout_ms;
+        options.max_in_flight = cfg.http_max_in_flight;
+        if (ap_connector_load(cfg.connector_file, &connector, err, sizeof err) ||
+            ap_connector_check_map(connector, map, err, sizeof err) ||
+            !(http = ap_http_executor_new(connector, &options, err, sizeof err))) {
+            ap_log(AP_LOG_ERROR, "cannot start", "error", err, NULL);
+            goto out;
+        }
+        char routes[16];
+        snprintf(routes, sizeof routes, "%d", ap_connector_route_count(connector));
+        ap_log(AP_LOG_INFO, "live HTTP connector loaded", "file", cfg.connector_file, "routes",
+               routes, NULL);
+    }
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -185,7 +205,8 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
 
     ap_pipeline pipeline = {.cfg = &cfg, .map = map, .claims = claims, .store = store,
-                            .dead_letters = dead_letters, .metrics = metrics};
+                            .dead_letters = dead_letters, .metrics = metrics,
+                            .connector = connector, .http = http};
     char port[16];
     snprintf(port, sizeof port, "%d", ap_health_port(health));
     ap_log(AP_LOG_INFO, "worker started", "worker_id", cfg.worker_id, "group_id", cfg.group_id,
@@ -217,6 +238,8 @@ int main(int argc, char **argv) {
 out:
     ap_consumer_close(consumer);
     ap_health_stop(health);
+    ap_http_executor_free(http);
+    ap_connector_free(connector);
     ap_publisher_free(dead_letters);
     ap_store_free(store);
     ap_claims_free(claims);

@@ -1,20 +1,154 @@
--- 002: what executing means for the built-in config store.
+-- 002: what executing means.
 --
--- ap_record_batch now also
---   * checks the optimistic-concurrency value `current` the planner saw: a
---     mismatch with the value the store holds is a conflict, recorded as a
---     failed execution, not applied;
---   * applies the budget guardrail to fields marked for it: an increase above
---     +max_increase_pct % of the previous value is clamped (or rejected), and a
---     value under the floor is rejected;
---   * executes `revert` actions: the reverted action's rollback data is
---     restored through the same path (validation, idempotency, audit), and the
---     reverted action is marked rolled_back;
---   * runs items whose status is 'dry_run' through every check and records
---     what would change, changing nothing.
--- New item members: current (any JSON, only when the action carries it),
--- revert_of (action_id), guard ({"max_increase_pct", "floor", "on_excess":
--- "clamp"|"reject"}, only for guarded fields).
+-- Before a change is applied, ap_check_change decides what it is:
+--   * a `revert` restores the rollback data of the action it names (the same
+--     validation, idempotency and audit as any change), or is refused;
+--   * the value `current` the planner saw must be the one the store holds: a
+--     mismatch is a conflict, recorded as a failed execution, not applied (a
+--     field the store never set cannot contradict it: recorded as unverified);
+--   * fields under the budget guardrail: an increase over +max_increase_pct %
+--     of the previous value is clamped (or refused), a value under the floor is
+--     refused. A revert restores the exact previous value, unguarded.
+-- ap_record_batch applies it to entity_state (target postgres) or records the
+-- outcome of a live HTTP request made in between (target http; entity_state
+-- then mirrors what the platform was told, so reverts work there too).
+-- ap_prepare_batch runs the same checks without writing, for HTTP requests.
+--
+-- Item members beyond 001's: current (only when the action carries it),
+-- revert_of, guard ({"max_increase_pct", "floor", "on_excess": "clamp" |
+-- "reject"}, only for guarded fields), and for target http: prepared (the
+-- checked field and value that were sent), http ({"status", "error_class",
+-- "error", "request", "response", "duration_ms"}).
+
+CREATE TABLE alerts (
+    id         bigserial   PRIMARY KEY,
+    kind       text        NOT NULL,      -- permission_denied, breaker_open, kill_switch, ...
+    tenant_id  text,
+    subsystem  text,
+    action_pk  bigint      REFERENCES actions (id),
+    message    text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- What applying `it` would do now: the field and value to set (NULL value:
+-- remove the field), the value it replaces, and a failure (error class and
+-- message) when it must not be applied. Reads only; locks the field's row.
+CREATE FUNCTION ap_check_change(it jsonb,
+    OUT field text, OUT value jsonb, OUT prev jsonb, OUT existed boolean,
+    OUT failure text, OUT why text, OUT output jsonb,
+    OUT reverted bigint, OUT reverted_execution bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t         record;
+    requested numeric;
+    ceiling   numeric;
+    guard     jsonb := it->'guard';
+BEGIN
+    field := it->>'field';
+    value := it->'value';
+    output := '{}'::jsonb;
+
+    IF it->>'action_type' = 'revert' THEN
+        SELECT a.id, a.status, a.subsystem, a.entity_id, e.id AS execution_id, e.rollback_data
+          INTO t
+          FROM actions a
+          LEFT JOIN LATERAL (SELECT x.id, x.rollback_data FROM executions x
+                              WHERE x.action_pk = a.id AND x.success AND x.mode = 'apply'
+                              ORDER BY x.id DESC LIMIT 1) e ON true
+         WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'revert_of';
+        IF NOT FOUND OR t.execution_id IS NULL THEN
+            failure := 'revert';
+            why := format('revert_of: action %L was never executed', it->>'revert_of');
+        ELSIF t.status = 'rolled_back' THEN
+            failure := 'revert';
+            why := format('revert_of: action %L is already rolled back', it->>'revert_of');
+        ELSIF t.subsystem <> it->>'subsystem' OR t.entity_id <> it->>'entity_id' THEN
+            failure := 'revert';
+            why := format('revert_of: action %L changed %s/%s, not this entity',
+                          it->>'revert_of', t.subsystem, t.entity_id);
+        ELSE
+            reverted := t.id;
+            reverted_execution := t.execution_id;
+            field := t.rollback_data->>'field';
+            value := CASE WHEN (t.rollback_data->>'existed')::boolean
+                          THEN t.rollback_data->'previous' END;
+        END IF;
+        IF failure IS NOT NULL THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    -- The lock serializes concurrent first writes of a field, which FOR UPDATE
+    -- cannot (there is no row yet).
+    PERFORM pg_advisory_xact_lock(hashtextextended(concat_ws(E'\x1f', it->>'tenant_id',
+            it->>'subsystem', it->>'entity_id', field), 0));
+    SELECT s.value INTO prev FROM entity_state s
+     WHERE s.tenant_id = it->>'tenant_id' AND s.subsystem = it->>'subsystem'
+       AND s.entity_id = it->>'entity_id' AND s.field = ap_check_change.field
+       FOR UPDATE;
+    existed := FOUND;
+
+    IF it ? 'current' AND existed AND prev IS DISTINCT FROM it->'current' THEN
+        failure := 'conflict';
+        why := format('conflict: %s is %s, the action expected %s', field, prev, it->'current');
+        RETURN;
+    ELSIF it ? 'current' AND NOT existed THEN
+        output := jsonb_build_object('current', 'unverified');
+    END IF;
+
+    IF guard IS NULL OR jsonb_typeof(value) IS DISTINCT FROM 'number'
+       OR it->>'action_type' = 'revert' THEN
+        RETURN;
+    END IF;
+    requested := value::text::numeric;
+    IF requested < (guard->>'floor')::numeric THEN
+        failure := 'guardrail';
+        why := format('guardrail: %s %s is under the floor %s', field, requested, guard->>'floor');
+    ELSIF existed AND jsonb_typeof(prev) = 'number' AND prev::text::numeric > 0 THEN
+        ceiling := round(prev::text::numeric * (1 + (guard->>'max_increase_pct')::numeric / 100), 2);
+        IF requested > ceiling AND guard->>'on_excess' = 'reject' THEN
+            failure := 'guardrail';
+            why := format('guardrail: %s %s is more than +%s%% over %s (at most %s)', field,
+                          requested, guard->>'max_increase_pct', prev, ceiling);
+        ELSIF requested > ceiling THEN
+            value := to_jsonb(ceiling);
+            output := output || jsonb_build_object('guardrail', 'clamped', 'requested', requested,
+                                                   'applied', ceiling);
+        END IF;
+    END IF;
+END;
+$$;
+
+-- For HTTP-routed items, before any request: per item, whether it is already
+-- known (an earlier delivery recorded it: 'redelivered'; its idempotency key
+-- belongs to another action: 'duplicate') and otherwise what ap_check_change
+-- says. Writes nothing; its locks end with the caller's transaction.
+CREATE FUNCTION ap_prepare_batch(items jsonb)
+RETURNS TABLE (ord integer, known text, field text, value jsonb, failure text, why text,
+               output jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    it jsonb;
+    c  record;
+BEGIN
+    FOR it IN SELECT e.value FROM jsonb_array_elements(items) e LOOP
+        ord := (it->>'ord')::integer;
+        known := NULL; field := NULL; value := NULL; failure := NULL; why := NULL; output := NULL;
+        IF EXISTS (SELECT 1 FROM actions a WHERE a.tenant_id = it->>'tenant_id'
+                                              AND a.action_id = it->>'action_id') THEN
+            known := 'redelivered';
+        ELSIF EXISTS (SELECT 1 FROM actions a WHERE a.idempotency_key = it->>'idempotency_key'
+                         AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) THEN
+            known := 'duplicate';
+        ELSE
+            c := ap_check_change(it);
+            field := c.field; value := c.value; failure := c.failure; why := c.why;
+            output := c.output;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
 
 CREATE OR REPLACE FUNCTION ap_record_batch(items jsonb)
 RETURNS TABLE (ord integer, action_pk bigint, outcome text)
@@ -23,20 +157,10 @@ DECLARE
     it        jsonb;
     pk        bigint;
     owner_pk  bigint;
-    v_field     text;
-    v_value     jsonb;
-    v_prev      jsonb;
-    v_existed   boolean;
-    v_apply     boolean;
-    v_output    jsonb;
-    v_failure   text;     -- error_class of a failed execution
-    v_why       text;     -- its message, and the action's status_reason
-    v_target    record;   -- the action a revert restores
-    v_reverted  bigint;   -- the actions row a revert rolls back
-    v_reverted_execution bigint;
-    v_guard     jsonb;
-    v_requested numeric;
-    v_ceiling   numeric;
+    c         record;
+    http      jsonb;
+    mode      text;
+    ok        boolean;
 BEGIN
     FOR it IN SELECT e.value FROM jsonb_array_elements(items) e LOOP
         ord := (it->>'ord')::integer;
@@ -78,137 +202,77 @@ BEGIN
         END IF;
 
         action_pk := pk; outcome := it->>'status';
-        IF outcome = 'rejected' THEN
+        IF outcome = 'rejected' AND NOT it ?| array['http', 'prepared'] THEN  -- invalid
             RETURN NEXT;
             CONTINUE;
         END IF;
 
-        v_apply := outcome = 'executed';
-        v_field := it->>'field';
-        v_value := it->'value';
-        v_output := '{}'::jsonb;
-        v_failure := NULL; v_why := NULL; v_reverted := NULL; v_reverted_execution := NULL;
-
-        -- A revert restores the rollback data of the action it names.
-        IF it->>'action_type' = 'revert' THEN
-            SELECT a.id AS action_pk, a.status, a.subsystem, a.entity_id, e.id AS execution_id,
-                   e.rollback_data
-              INTO v_target
-              FROM actions a
-              LEFT JOIN LATERAL (SELECT x.id, x.rollback_data FROM executions x
-                                  WHERE x.action_pk = a.id AND x.success AND x.mode = 'apply'
-                                  ORDER BY x.id DESC LIMIT 1) e ON true
-             WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'revert_of';
-            IF NOT FOUND OR v_target.execution_id IS NULL THEN
-                v_why := format('revert_of: action %L was never executed', it->>'revert_of');
-            ELSIF v_target.status = 'rolled_back' THEN
-                v_why := format('revert_of: action %L is already rolled back', it->>'revert_of');
-            ELSIF v_target.subsystem <> it->>'subsystem' OR v_target.entity_id <> it->>'entity_id' THEN
-                v_why := format('revert_of: action %L changed %s/%s, not this entity',
-                              it->>'revert_of', v_target.subsystem, v_target.entity_id);
-            ELSE
-                v_reverted := v_target.action_pk;
-                v_reverted_execution := v_target.execution_id;
-                v_field := v_target.rollback_data->>'field';
-                v_value := CASE WHEN (v_target.rollback_data->>'existed')::boolean
-                              THEN v_target.rollback_data->'previous' END;
-            END IF;
-            IF v_why IS NOT NULL THEN
-                UPDATE actions SET status = 'rejected', status_reason = v_why, attempts = 0
-                 WHERE id = pk;
-                outcome := 'rejected';
-                RETURN NEXT;
-                CONTINUE;
-            END IF;
+        mode := CASE WHEN outcome = 'dry_run' THEN 'dry_run' ELSE 'apply' END;
+        http := it->'http';
+        IF it ? 'prepared' THEN   -- checked before its HTTP request was sent
+            c := ap_check_change(it);  -- for prev, existed and the revert target
+            c.field := it->'prepared'->>'field';
+            c.value := it->'prepared'->'value';
+            c.failure := it->'prepared'->>'failure';
+            c.why := it->'prepared'->>'why';
+            c.output := coalesce(it->'prepared'->'output', '{}'::jsonb);
+        ELSE
+            c := ap_check_change(it);
         END IF;
 
-        -- Rollback data first: the v_value this change replaces. The lock serializes
-        -- concurrent first writes of a v_field, which FOR UPDATE cannot (no row yet).
-        PERFORM pg_advisory_xact_lock(hashtextextended(concat_ws(E'\x1f', it->>'tenant_id',
-                it->>'subsystem', it->>'entity_id', v_field), 0));
-        SELECT s.value INTO v_prev FROM entity_state s
-         WHERE s.tenant_id = it->>'tenant_id' AND s.subsystem = it->>'subsystem'
-           AND s.entity_id = it->>'entity_id' AND s.field = v_field
-           FOR UPDATE;
-        v_existed := FOUND;
-
-        -- Optimistic concurrency: a value the store knows must be the one the
-        -- planner saw. A field the store never set cannot contradict it; the
-        -- execution records the check as unverified.
-        IF it ? 'current' AND v_existed AND v_prev IS DISTINCT FROM it->'current' THEN
-            v_failure := 'conflict';
-            v_why := format('conflict: %s is %s, the action expected %s', v_field, v_prev,
-                            it->'current');
-        ELSIF it ? 'current' AND NOT v_existed THEN
-            v_output := jsonb_build_object('current', 'unverified');
+        IF c.failure IS NULL AND http IS NOT NULL AND http->>'error_class' IS NOT NULL THEN
+            c.failure := http->>'error_class';
+            c.why := http->>'error';
         END IF;
-
-        v_guard := it->'guard';
-        -- A revert restores the exact previous value: no guardrail applies.
-        IF v_failure IS NULL AND v_guard IS NOT NULL AND jsonb_typeof(v_value) = 'number'
-           AND it->>'action_type' <> 'revert' THEN
-            v_requested := v_value::text::numeric;
-            IF v_requested < (v_guard->>'floor')::numeric THEN
-                v_failure := 'guardrail';
-                v_why := format('guardrail: %s %s is under the floor %s', v_field, v_requested,
-                              v_guard->>'floor');
-            ELSIF v_existed AND jsonb_typeof(v_prev) = 'number' AND v_prev::text::numeric > 0 THEN
-                v_ceiling := round(v_prev::text::numeric * (1 + (v_guard->>'max_increase_pct')::numeric / 100), 2);
-                IF v_requested > v_ceiling THEN
-                    IF v_guard->>'on_excess' = 'reject' THEN
-                        v_failure := 'guardrail';
-                        v_why := format('guardrail: %s %s is more than +%s%% over %s (at most %s)',
-                                      v_field, v_requested, v_guard->>'max_increase_pct', v_prev, v_ceiling);
-                    ELSE
-                        v_value := to_jsonb(v_ceiling);
-                        v_output := v_output || jsonb_build_object('guardrail', 'clamped',
-                                                'requested', v_requested, 'applied', v_ceiling);
-                    END IF;
-                END IF;
-            END IF;
-        END IF;
-
-        IF v_failure IS NOT NULL THEN
-            INSERT INTO executions (action_pk, attempt, target, mode, input, success, error_class,
-                                    error_message, worker_id, topic, kafka_partition, kafka_offset)
-            VALUES (pk, 1, it->>'target', CASE WHEN v_apply THEN 'apply' ELSE 'dry_run' END,
-                    jsonb_build_object('field', v_field, 'value', v_value), false, v_failure, v_why,
-                    it->>'worker_id', it->>'topic', (it->>'partition')::integer,
-                    (it->>'offset')::bigint);
-            UPDATE actions SET status = 'rejected', status_reason = v_why WHERE id = pk;
+        ok := c.failure IS NULL;
+        IF NOT ok AND outcome NOT IN ('failed', 'rejected') THEN
             outcome := 'rejected';
-            RETURN NEXT;
-            CONTINUE;
         END IF;
 
         INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
-                                worker_id, topic, kafka_partition, kafka_offset, rollback_data)
-        VALUES (pk, 1, it->>'target', CASE WHEN v_apply THEN 'apply' ELSE 'dry_run' END,
-                jsonb_build_object('field', v_field, 'value', v_value),
-                v_output || CASE WHEN v_apply THEN '{}'::jsonb
-                               ELSE jsonb_build_object('would_set', v_value, 'previous', v_prev) END,
-                true, it->>'worker_id', it->>'topic', (it->>'partition')::integer,
-                (it->>'offset')::bigint,
-                jsonb_build_object('field', v_field, 'previous', v_prev, 'existed', v_existed));
+                                error_class, error_message, duration_us, worker_id, topic,
+                                kafka_partition, kafka_offset, rollback_data)
+        VALUES (pk, 1, it->>'target', mode,
+                coalesce(http->'request', jsonb_build_object('field', c.field, 'value', c.value)),
+                CASE WHEN mode = 'dry_run'
+                     THEN c.output || jsonb_build_object('would_set', c.value, 'previous', c.prev)
+                          || CASE WHEN http ? 'request'
+                                  THEN jsonb_build_object('would_send', http->'request')
+                                  ELSE '{}'::jsonb END
+                     WHEN http IS NOT NULL
+                     THEN c.output || jsonb_strip_nulls(jsonb_build_object(
+                              'status', http->'status', 'response', http->'response',
+                              'retry_after_s', http->'retry_after_s'))
+                     ELSE c.output END,
+                ok, c.failure, c.why, (http->>'duration_ms')::bigint * 1000, it->>'worker_id',
+                it->>'topic', (it->>'partition')::integer, (it->>'offset')::bigint,
+                CASE WHEN ok THEN jsonb_build_object('field', c.field, 'previous', c.prev,
+                                                     'existed', c.existed) END);
 
-        IF v_apply THEN
-            IF v_value IS NULL THEN   -- a revert of a v_field that did not exist before
+        IF NOT ok THEN
+            UPDATE actions SET status = outcome, status_reason = c.why WHERE id = pk;
+            IF c.failure = 'permission_denied' THEN
+                INSERT INTO alerts (kind, tenant_id, subsystem, action_pk, message)
+                VALUES ('permission_denied', it->>'tenant_id', it->>'subsystem', pk, c.why);
+            END IF;
+        ELSIF mode = 'apply' THEN
+            IF c.value IS NULL THEN   -- a revert of a field that did not exist before
                 DELETE FROM entity_state s
                  WHERE s.tenant_id = it->>'tenant_id' AND s.subsystem = it->>'subsystem'
-                   AND s.entity_id = it->>'entity_id' AND s.field = v_field;
+                   AND s.entity_id = it->>'entity_id' AND s.field = c.field;
             ELSE
                 INSERT INTO entity_state (tenant_id, subsystem, entity_id, field, value,
                                           set_by_action)
-                VALUES (it->>'tenant_id', it->>'subsystem', it->>'entity_id', v_field, v_value, pk)
+                VALUES (it->>'tenant_id', it->>'subsystem', it->>'entity_id', c.field, c.value, pk)
                 ON CONFLICT (tenant_id, subsystem, entity_id, field) DO UPDATE
                    SET value = EXCLUDED.value, set_by_action = EXCLUDED.set_by_action,
                        updated_at = now();
             END IF;
-            IF v_reverted IS NOT NULL THEN
+            IF c.reverted IS NOT NULL THEN
                 UPDATE actions SET status = 'rolled_back', updated_at = now()
-                 WHERE id = v_reverted;
+                 WHERE id = c.reverted;
                 UPDATE executions SET rolled_back_at = now(), rolled_back_by = it->>'action_id'
-                 WHERE id = v_reverted_execution;
+                 WHERE id = c.reverted_execution;
             END IF;
         END IF;
         RETURN NEXT;
