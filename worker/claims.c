@@ -69,6 +69,10 @@ ap_claims *ap_claims_new(const ap_config *cfg, char *err, size_t errsz) {
 static int append_finishes(ap_claims *c) {
     char value[64];
     for (int i = 0; i < c->finish_count; i++) {
+        if (!c->finishes[i].outcome[0]) { /* released */
+            redisAppendCommand(c->redis, "DEL " KEY_PREFIX "%s", c->finishes[i].key);
+            continue;
+        }
         snprintf(value, sizeof value, "done:%s", c->finishes[i].outcome);
         redisAppendCommand(c->redis, "SET " KEY_PREFIX "%s %s EX %d", c->finishes[i].key, value,
                            c->done_ttl_s);
@@ -138,7 +142,7 @@ ap_status ap_claims_finish(ap_claims *c, const char *key, const char *outcome) {
     finish *f = &c->finishes[c->finish_count];
     if (!(f->key = strdup(key)))
         return AP_ERR_NOMEM;
-    snprintf(f->outcome, sizeof f->outcome, "%s", outcome);
+    snprintf(f->outcome, sizeof f->outcome, "%s", outcome ? outcome : "");
     c->finish_count++;
     return AP_OK;
 }

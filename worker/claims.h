@@ -29,7 +29,9 @@ ap_claims *ap_claims_new(const ap_config *cfg, char *err, size_t errsz);
 ap_status ap_claims_take(ap_claims *c, const char *const *keys, int n, ap_claim *results,
                          char (*outcomes)[32], char *err, size_t errsz);
 
-/* Queues "done:<outcome>" for key, sent with the next take or flush. */
+/* Queues "done:<outcome>" for key, sent with the next take or flush; with
+ * outcome NULL the claim is released instead (the key may be executed later:
+ * after a dry run, or a transient failure). */
 ap_status ap_claims_finish(ap_claims *c, const char *key, const char *outcome);
 
 /* Sends queued finishes now, or a PING when there are none: AP_OK when Redis

@@ -207,9 +207,12 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
 
     /* Durable: count, log, and let every replica know the keys are done. */
     double took = seconds_since(&started);
-    for (int k = 0; k < nkeys; k++)
+    for (int k = 0; k < nkeys; k++) {
+        const char *outcome = outcomes[key_item[k]];
+        int final = strcmp(outcome, "dry_run") && strcmp(outcome, "failed");
         if (claims[k] == AP_CLAIM_OWNED)
-            ap_claims_finish(p->claims, keys[k], outcomes[key_item[k]]);
+            ap_claims_finish(p->claims, keys[k], final ? outcome : NULL);
+    }
     ap_metrics_observe_batch(p->metrics, n);
     for (int i = 0; i < n; i++) {
         item *it = &items[i];

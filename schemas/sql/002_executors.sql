@@ -134,8 +134,9 @@ BEGIN
     FOR it IN SELECT e.value FROM jsonb_array_elements(items) e LOOP
         ord := (it->>'ord')::integer;
         known := NULL; field := NULL; value := NULL; failure := NULL; why := NULL; output := NULL;
-        IF EXISTS (SELECT 1 FROM actions a WHERE a.tenant_id = it->>'tenant_id'
-                                              AND a.action_id = it->>'action_id') THEN
+        IF EXISTS (SELECT 1 FROM actions a
+                    WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'action_id'
+                      AND (a.status <> 'dry_run' OR it->>'status' = 'dry_run')) THEN
             known := 'redelivered';
         ELSIF EXISTS (SELECT 1 FROM actions a WHERE a.idempotency_key = it->>'idempotency_key'
                          AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) THEN
@@ -158,6 +159,7 @@ DECLARE
     pk        bigint;
     owner_pk  bigint;
     c         record;
+    prior     text;
     http      jsonb;
     mode      text;
     ok        boolean;
@@ -177,13 +179,26 @@ BEGIN
         RETURNING id INTO pk;
 
         IF pk IS NULL THEN
-            SELECT a.id INTO pk FROM actions a
+            SELECT a.id, a.status INTO pk, prior FROM actions a
              WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'action_id';
-            IF FOUND THEN
+            -- Preview, then apply: an action rehearsed as a dry run may come again
+            -- to be applied, unless its key has been used by another since.
+            IF FOUND AND prior = 'dry_run' AND it->>'status' <> 'dry_run'
+               AND NOT EXISTS (SELECT 1 FROM actions a
+                                WHERE a.idempotency_key = it->>'idempotency_key'
+                                  AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) THEN
+                UPDATE actions SET status = it->>'status', status_reason = it->>'reason',
+                                   payload = it->'payload', attempts = attempts + 1,
+                                   updated_at = now()
+                 WHERE id = pk;
+            ELSIF FOUND THEN
                 action_pk := pk; outcome := 'redelivered';
                 RETURN NEXT;
                 CONTINUE;
             END IF;
+        END IF;
+
+        IF pk IS NULL THEN
             SELECT a.id INTO owner_pk FROM actions a
              WHERE a.idempotency_key = it->>'idempotency_key'
                AND a.status NOT IN ('duplicate', 'rejected', 'dry_run');

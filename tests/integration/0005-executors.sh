@@ -69,6 +69,14 @@ check "reverting a revert works" "$(state_of cmp-1 budget_daily)" "140"
 action r3 campaigns revert cmp-1 budget_daily null '"revert_of":"b5"' | run_actions
 check "an action cannot be rolled back twice" "$(status_of r3)" \
   "rejected: revert_of: action 'b5' is already rolled back"
+
+# Preview, then apply: the action rehearsed as d1 comes again to be applied.
+action d1 campaigns config_change cmp-1 budget_daily 160 | run_actions
+check "an action previewed as a dry run can then be applied" "$(status_of d1)" "executed"
+check "the apply changes the store" "$(state_of cmp-1 budget_daily)" "160"
+check "the preview and the apply are both in the audit trail" \
+  "$(sql "select string_agg(e.mode, ',' order by e.id) from executions e join actions a on a.id = e.action_pk where a.action_id = 'd1'")" \
+  "dry_run,apply"
 worker_stop store
 
 # ---- the live HTTP connector, against a real HTTP server on loopback
@@ -94,6 +102,7 @@ worker_start live --connector-file "$REPO/schemas/examples/connector.json" --htt
   action h6 campaigns config_change h-dry budget_daily 250 '"dry_run":true'
   action h7 content config_change tmpl-1 subject_line '"Hello"'   # no route: the built-in store
 } | run_actions
+action h6 campaigns config_change h-dry budget_daily 250 | run_actions # now for real
 kill "$TARGET" 2>/dev/null
 
 requests=$(jq -c 'select(.path | startswith("/campaign/"))' "$TEST_DIR/requests.jsonl")
@@ -115,12 +124,14 @@ check "503: failed with its class (the retry issue routes it)" \
 check "a hanging endpoint times out and fails as transient" \
   "$(sql "select a.status || ' ' || e.error_class from actions a join executions e on e.action_pk = a.id where a.action_id = 'h5'")" \
   "failed timeout"
-check "a dry run sends nothing" "$(jq -c 'select(.path == "/campaign/h-dry")' <<<"$requests" | wc -l)" "0"
+check "a dry run sends nothing; its apply sends once" \
+  "$(jq -c 'select(.path == "/campaign/h-dry")' <<<"$requests" | wc -l)" "1"
+check "the previewed live action is executed" "$(status_of h6)" "executed"
 check "a dry run records the request it would send" \
-  "$(sql "select e.output->'would_send'->>'method' || ' ' || (e.output->'would_send'->>'url') from executions e join actions a on a.id = e.action_pk where a.action_id = 'h6'")" \
+  "$(sql "select e.output->'would_send'->>'method' || ' ' || (e.output->'would_send'->>'url') from executions e join actions a on a.id = e.action_pk where a.action_id = 'h6' and e.mode = 'dry_run'")" \
   "PATCH $ACTIONPOOL_ADOBE_BASE_URL/campaign/h-dry"
 check "an unrouted field goes to the built-in store" "$(state_of tmpl-1 subject_line)" '"Hello"'
-check "one request per routed action, none twice" "$(jq -s 'length' <<<"$requests")" "5"
+check "one request per routed action, none twice" "$(jq -s 'length' <<<"$requests")" "6"
 check "the token never reaches a database row" \
   "$(sql "select count(*) from executions where input::text ~ 'secret-' or output::text ~ 'secret-'")" "0"
 check "the token never reaches a log line" "$(grep -c 'secret-' "$TEST_DIR/live.log")" "0"
