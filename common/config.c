@@ -8,14 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { SETTING_STR, SETTING_INT } setting_type;
+typedef enum { SETTING_STR, SETTING_INT, SETTING_NUM } setting_type;
 
 typedef struct setting {
     const char *name;
     setting_type type;
     size_t offset; /* into ap_config */
     const char *def; /* NULL: computed (worker_id) */
-    long min, max;   /* SETTING_INT bounds */
+    long min, max;   /* SETTING_INT and SETTING_NUM bounds */
     unsigned programs;
     const char *help;
     const char *shown_def; /* what --help says for a NULL or "" def */
@@ -24,6 +24,7 @@ typedef struct setting {
 
 #define STR(f, d, p, h) {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, NULL}
 #define INT(f, d, lo, hi, p, h) {#f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h, NULL, NULL}
+#define NUM(f, d, lo, hi, p, h) {#f, SETTING_NUM, offsetof(ap_config, f), d, lo, hi, p, h, NULL, NULL}
 /* A string setting that must be one of `choices` ("a|b|c"). */
 #define CHOICE(f, d, choices, p, h)                                                                \
     {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, choices}
@@ -74,6 +75,14 @@ static const setting settings[] = {
         "/healthz fails when the main loop has not turned for this long"),
     INT(drain_timeout_s, "25", 1, 3600, AP_PROG_WORKER,
         "SIGTERM: longest time to finish the batch, commit and leave the group"),
+    STR(tier_floors, "", AP_PROG_WORKER,
+        "raise default tiers: subsystem[:action_type]=N,... e.g. pricing=2,campaigns:scale=3"),
+    NUM(tier1_min_confidence, "0.7", 0, 1, AP_PROG_WORKER,
+        "tier 1 needs confidence above this, else it waits for approval"),
+    NUM(tier1_min_impact, "0.10", 0, 1000000000, AP_PROG_WORKER,
+        "tier 1 needs estimated_impact (per month) above this"),
+    INT(tier1_quiet_hours, "24", 0, 8760, AP_PROG_WORKER,
+        "tier 1 needs the entity unchanged by another action for this long"),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -112,6 +121,17 @@ static ap_status setting_set(ap_config *cfg, const setting *s, const char *text,
     }
     char *end;
     errno = 0;
+    if (s->type == SETTING_NUM) {
+        double x = strtod(text, &end);
+        if (errno || end == text || *end || x != x)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: cannot parse '%s' as a number",
+                           source, text);
+        if (x < (double)s->min || x > (double)s->max)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: %g is out of range %ld..%ld", source,
+                           x, s->min, s->max);
+        *(double *)((char *)cfg + s->offset) = x;
+        return AP_OK;
+    }
     long v = strtol(text, &end, 10);
     if (errno || end == text || *end)
         return ap_fail(AP_ERR_INVALID, err, errsz, "%s: cannot parse '%s' as an integer", source,

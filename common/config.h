@@ -47,6 +47,10 @@ typedef struct ap_config {
     int health_port;
     int health_stale_ms;
     int drain_timeout_s;         /* SIGTERM: finish, commit, leave within this */
+    char *tier_floors;           /* "subsystem[:action_type]=N,...": raised default tiers */
+    double tier1_min_confidence;
+    double tier1_min_impact;
+    int tier1_quiet_hours;
 
     ap_kafka_prop *kafka; /* passthrough properties, in the order given */
     int kafka_count;

@@ -1,24 +1,29 @@
 /* ctl_main.c — actionpool-ctl, the ops tool: argv, dispatch and usage. The
- * work of each command lives in its own file (migrate.c, lag.c, report.c).
+ * work of each command lives in its own file (migrate.c, lag.c, report.c,
+ * summary.c, revert.c, controls.c).
  *
  *   actionpool-ctl [settings flags] COMMAND [options]
  *
  * Exit status: 0 ok; 1 the command ran but found a problem (lag --wait timed
- * out, Postgres or Kafka refused something); 2 usage, configuration or
- * connection error. Every failure writes one line "actionpool-ctl: ..." on
+ * out, a revert was refused, Postgres or Kafka refused something); 2 usage,
+ * configuration or connection error. Every failure writes one line "actionpool-ctl: ..." on
  * stderr. */
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "controls.h"
 #include "lag.h"
 #include "log.h"
 #include "migrate.h"
 #include "report.h"
+#include "revert.h"
 #include "status.h"
+#include "summary.h"
 
 #define CTL_VERSION "0.1.0"
 
@@ -31,13 +36,22 @@ typedef struct ctl_opts {
     int sql_only, topics_only; /* migrate */
     int replication_factor;    /* migrate; default 1 */
     int wait_s;                /* lag; -1: no --wait */
-    int json;                  /* lag, report */
-    const char *tenant;        /* report; borrowed from argv; NULL: all tenants */
+    int json;                  /* lag, report, summary */
+    const char *tenant;        /* report, summary, revert; borrowed from argv; NULL: all */
+    const char *target;        /* revert: the ACTION_ID argument; borrowed from argv */
+    const char *reason;        /* revert; borrowed from argv */
+    int dry_run;               /* revert */
+    const char *since;         /* summary; borrowed from argv */
+    const char *by;            /* policy commands: the operator recorded; default $USER */
+    const char *note;          /* approve, reject */
+    const char *subsystem;     /* pause, resume, protect, unprotect */
+    const char *entity;        /* protect, unprotect, autopilot */
 } ctl_opts;
 
 typedef struct command {
     const char *name;
     const char *summary;
+    const char *operand; /* name of the one operand it takes ("ACTION_ID"), or NULL */
     void (*usage)(FILE *out);
     int (*run)(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz); /* exit code */
 } command;
@@ -157,15 +171,217 @@ static int report_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t
     return exit_code(ap_report_write(cfg, o->tenant, o->json, stdout, err, errsz));
 }
 
+/* ---------------------------------------------------------------- summary */
+
+static void summary_usage(FILE *out) {
+    fprintf(
+        out,
+        "Usage: actionpool-ctl [settings flags] summary --since DURATION|TIMESTAMP\n"
+        "                      [--tenant T] [--json]\n"
+        "\n"
+        "What became of the actions received since a time, per tenant and subsystem,\n"
+        "with a total per tenant and one of all tenants (the weekly summary). Counts:\n"
+        "  received     every action recorded in the window\n"
+        "  executed     carried out (status executed, or rolled_back since)\n"
+        "  rejected     with its three most frequent reasons, grouped by their head\n"
+        "               (\"field: rule\" of a validation, or \"conflict\", \"guardrail\", ...)\n"
+        "  duplicate, dry run, rolled back, failed   the actions with that status\n"
+        "  entities     distinct entities changed by the executed ones\n"
+        "\n"
+        "Options:\n"
+        "  --since D    the window's start: a duration before now (90s, 30m, 24h, 7d,\n"
+        "               2w) or an RFC 3339 timestamp (2026-01-15T06:00:00Z) or a date\n"
+        "               (2026-01-15, midnight UTC); required\n"
+        "  --tenant T   only tenant T\n"
+        "  --json       one JSON object instead of the table\n");
+}
+
+static int summary_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz) {
+    if (!o->since) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "summary needs --since (e.g. --since 7d)");
+        return CTL_USAGE;
+    }
+    return exit_code(ap_summary_write(cfg, o->since, o->tenant, o->json, stdout, err, errsz));
+}
+
+/* ---------------------------------------------------------------- revert */
+
+static void revert_usage(FILE *out) {
+    fprintf(out, "Usage: actionpool-ctl [settings flags] revert ACTION_ID [--tenant T]\n"
+                 "                      [--reason TEXT] [--dry-run]\n"
+                 "\n"
+                 "Undoes one executed action: publishes one revert action to its subsystem's\n"
+                 "topic, keyed by tenant and entity, and prints the new action_id. A worker\n"
+                 "restores the value the action replaced (its rollback data) and marks it\n"
+                 "rolled_back, with the same validation, idempotency and audit as any action.\n"
+                 "\n"
+                 "Refused (exit 1, with the reason) when the action was never executed, is\n"
+                 "rolled back already, is not the latest change of its field any more (revert\n"
+                 "the later one first), or exists for several tenants and --tenant is missing.\n"
+                 "The revert's idempotency key is \"revert:ACTION_ID\": running the command twice\n"
+                 "executes one revert (the second is refused, or recorded as a duplicate).\n"
+                 "\n"
+                 "Options:\n"
+                 "  --tenant T      the tenant of the action (needed when several have its id)\n"
+                 "  --reason TEXT   recorded with the revert (default \"reverted with\n"
+                 "                  actionpool-ctl\")\n"
+                 "  --dry-run       print the revert action as JSON instead of publishing it\n");
+}
+
+static int revert_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz) {
+    ap_revert_request req = {.action_id = o->target, .tenant = o->tenant, .reason = o->reason};
+    json_t *action = NULL;
+    char why[1024];
+    int rc = CTL_OK;
+    ap_status st;
+
+    if (!o->target) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "revert needs the ACTION_ID of the action to undo");
+        return CTL_USAGE;
+    }
+    if ((st = ap_revert_build(cfg, &req, &action, why, sizeof why, err, errsz))) {
+        rc = exit_code(st);
+        goto out;
+    }
+    if (!action) {
+        ap_fail(AP_ERR_INVALID, err, errsz, "cannot revert: %s", why);
+        rc = CTL_PROBLEM;
+        goto out;
+    }
+    if (o->dry_run) {
+        json_dumpf(action, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        goto out;
+    }
+    if ((st = ap_revert_publish(cfg, action, err, errsz))) {
+        rc = st == AP_ERR_INVALID ? CTL_PROBLEM : exit_code(st);
+        goto out;
+    }
+    printf("%s\n", json_string_value(json_object_get(action, "action_id")));
+out:
+    json_decref(action);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- policy */
+
+static int option_take(int argc, char **argv, int *i, const char *name, int want_value,
+                       const char **value, char *err, size_t errsz);
+
+static void policy_usage(FILE *out) {
+    fprintf(out,
+            "Usage: actionpool-ctl approve|reject ACTION_ID --by NAME [--tenant T] [--note TEXT]\n"
+            "       actionpool-ctl kill-switch on|off [--by NAME] [--reason TEXT]\n"
+            "       actionpool-ctl pause|resume (--tenant T | --subsystem S) [--by NAME] [--reason TEXT]\n"
+            "       actionpool-ctl protect|unprotect --tenant T --subsystem S --entity E\n"
+            "                      [--by NAME] [--reason TEXT]\n"
+            "       actionpool-ctl autopilot on|off --tenant T [--entity CAMPAIGN] [--by NAME]\n"
+            "       actionpool-ctl controls\n"
+            "\n"
+            "The controls of policy, kept in Postgres and read by every worker in the\n"
+            "transaction that executes:\n"
+            "  approve      a tier-2 action pending approval executes within seconds, by itself\n"
+            "  reject       it is rejected, with who and why\n"
+            "  kill-switch  on: no action executes anywhere; off: waiting actions resume\n"
+            "  pause        one tenant's or subsystem's actions wait; resume lets them run,\n"
+            "               in their original order, with no replay\n"
+            "  protect      actions on the entity are rejected (do-not-contact, suppression)\n"
+            "  autopilot    off: the tenant's (or campaign's) actions are only suggested\n"
+            "  controls     what is in force, and how many actions wait\n"
+            "--by defaults to $USER. Exit status 1 when the request does not apply (an\n"
+            "action not pending approval, a tenant not paused).\n");
+}
+
+/* on|off operand of kill-switch and autopilot; -1 when it is neither. */
+static int on_off(const char *word) {
+    return !word ? -1 : !strcmp(word, "on") ? 1 : !strcmp(word, "off") ? 0 : -1;
+}
+
+static int policy_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz) {
+    const char *name = o->command->name;
+    const char *by = o->by ? o->by : getenv("USER") ? getenv("USER") : "ops";
+    ap_status st;
+    if (!strcmp(name, "approve") || !strcmp(name, "reject")) {
+        if (!o->target || !o->by)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s needs ACTION_ID and --by NAME", name),
+                   CTL_USAGE;
+        st = ap_controls_decide(cfg, o->target, o->tenant, !strcmp(name, "approve"), o->by,
+                                o->note, err, errsz);
+    } else if (!strcmp(name, "kill-switch")) {
+        if (on_off(o->target) < 0)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "kill-switch needs on or off"), CTL_USAGE;
+        st = ap_controls_kill_switch(cfg, on_off(o->target), by, o->reason, err, errsz);
+    } else if (!strcmp(name, "pause") || !strcmp(name, "resume")) {
+        if (!o->tenant == !o->subsystem)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s needs --tenant or --subsystem", name),
+                   CTL_USAGE;
+        st = ap_controls_pause(cfg, o->tenant ? "tenant" : "subsystem",
+                               o->tenant ? o->tenant : o->subsystem, !strcmp(name, "pause"), by,
+                               o->reason, err, errsz);
+    } else if (!strcmp(name, "protect") || !strcmp(name, "unprotect")) {
+        if (!o->tenant || !o->subsystem || !o->entity)
+            return ap_fail(AP_ERR_INVALID, err, errsz,
+                           "%s needs --tenant, --subsystem and --entity", name),
+                   CTL_USAGE;
+        st = ap_controls_protect(cfg, o->tenant, o->subsystem, o->entity,
+                                 !strcmp(name, "protect"), by, o->reason, err, errsz);
+    } else if (!strcmp(name, "autopilot")) {
+        if (on_off(o->target) < 0 || !o->tenant)
+            return ap_fail(AP_ERR_INVALID, err, errsz, "autopilot needs on or off and --tenant"),
+                   CTL_USAGE;
+        st = ap_controls_autopilot(cfg, o->tenant, o->entity, on_off(o->target), by, err, errsz);
+    } else {
+        st = ap_controls_show(cfg, stdout, err, errsz);
+    }
+    return st == AP_ERR_INVALID ? CTL_PROBLEM : exit_code(st);
+}
+
+/* Options of the policy commands; returns like option_take. */
+static int policy_option(ctl_opts *o, int argc, char **argv, int *i, char *err, size_t errsz) {
+    static const char *const names[] = {"--by", "--note", "--tenant", "--subsystem", "--entity",
+                                        "--reason"};
+    const char **slots[] = {&o->by, &o->note, &o->tenant, &o->subsystem, &o->entity, &o->reason};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        const char *v;
+        int r = option_take(argc, argv, i, names[k], 1, &v, err, errsz);
+        if (r == 1 && !*v) {
+            ap_fail(AP_ERR_INVALID, err, errsz, "option '%s' needs a non-empty value", names[k]);
+            return -1;
+        }
+        if (r == 1)
+            *slots[k] = v;
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- argv */
 
 static const command commands[] = {
-    {"migrate", "apply the SQL migrations and create the Kafka topics (idempotent)", migrate_usage,
-     migrate_run},
-    {"lag", "show the worker group's lag; with --wait, wait until every action is settled",
+    {"migrate", "apply the SQL migrations and create the Kafka topics (idempotent)", NULL,
+     migrate_usage, migrate_run},
+    {"lag", "show the worker group's lag; with --wait, wait until every action is settled", NULL,
      lag_usage, lag_run},
-    {"report", "show the actions, entity state, rejections and duplicates in Postgres",
+    {"report", "show the actions, entity state, rejections and duplicates in Postgres", NULL,
      report_usage, report_run},
+    {"summary", "what became of the actions received since a time, per tenant and subsystem", NULL,
+     summary_usage, summary_run},
+    {"revert", "undo one executed action by publishing a revert action", "ACTION_ID", revert_usage,
+     revert_run},
+    {"approve", "approve an action pending approval: it executes within seconds", "ACTION_ID",
+     policy_usage, policy_run},
+    {"reject", "reject an action pending approval", "ACTION_ID", policy_usage, policy_run},
+    {"kill-switch", "on: no action executes anywhere; off: waiting actions resume", "on|off",
+     policy_usage, policy_run},
+    {"pause", "hold a tenant's or a subsystem's actions", NULL, policy_usage, policy_run},
+    {"resume", "let a paused tenant's or subsystem's actions run", NULL, policy_usage, policy_run},
+    {"protect", "reject every action on an entity", NULL, policy_usage, policy_run},
+    {"unprotect", "lift an entity's protection", NULL, policy_usage, policy_run},
+    {"autopilot", "on|off for a tenant or campaign (off: actions are only suggested)", "on|off",
+     policy_usage, policy_run},
+    {"controls", "what policy controls are in force, and what waits", NULL, policy_usage,
+     policy_run},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -176,15 +392,15 @@ static void program_usage(FILE *out) {
                  "\n"
                  "Commands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n"
                  "Options:\n"
                  "  --help       this help; COMMAND --help shows the options of a command\n"
                  "  --version    print the version\n"
                  "\n"
                  "Exit status: 0 ok; 1 the command ran but found a problem (lag --wait timed\n"
-                 "out, Postgres or Kafka refused something); 2 usage, configuration or\n"
-                 "connection error.\n"
+                 "out, a revert was refused, Postgres or Kafka refused something); 2 usage,\n"
+                 "configuration or connection error.\n"
                  "\n");
     ap_config_usage(out, AP_PROG_CTL);
 }
@@ -244,6 +460,8 @@ static int command_option(const command *cmd, ctl_opts *o, int argc, char **argv
                           size_t errsz) {
     const char *v;
     int r = 0;
+    if (cmd->run == policy_run)
+        return policy_option(o, argc, argv, i, err, errsz);
     if (!strcmp(cmd->name, "migrate")) {
         if ((r = option_take(argc, argv, i, "--sql-only", 0, &v, err, errsz)) == 1)
             o->sql_only = 1;
@@ -256,18 +474,29 @@ static int command_option(const command *cmd, ctl_opts *o, int argc, char **argv
                     : 1;
         return r;
     }
-    if ((r = option_take(argc, argv, i, "--json", 0, &v, err, errsz)) == 1)
+    int is_report = !strcmp(cmd->name, "report"), is_summary = !strcmp(cmd->name, "summary");
+    int is_revert = !strcmp(cmd->name, "revert");
+    if (!is_revert && (r = option_take(argc, argv, i, "--json", 0, &v, err, errsz)) == 1)
         o->json = 1;
     else if (!r && !strcmp(cmd->name, "lag") &&
              (r = option_take(argc, argv, i, "--wait", 1, &v, err, errsz)) == 1)
         r = int_parse("--wait", v, 1, 86400, &o->wait_s, err, errsz) ? -1 : 1;
-    else if (!r && !strcmp(cmd->name, "report") &&
+    else if (!r && (is_report || is_summary || is_revert) &&
              (r = option_take(argc, argv, i, "--tenant", 1, &v, err, errsz)) == 1) {
         if (!*v) {
             ap_fail(AP_ERR_INVALID, err, errsz, "option '--tenant' needs a non-empty value");
             return -1;
         }
         o->tenant = v;
+    } else if (!r && is_summary &&
+               (r = option_take(argc, argv, i, "--since", 1, &v, err, errsz)) == 1) {
+        o->since = v;
+    } else if (!r && is_revert &&
+               (r = option_take(argc, argv, i, "--reason", 1, &v, err, errsz)) == 1) {
+        o->reason = v;
+    } else if (!r && is_revert &&
+               (r = option_take(argc, argv, i, "--dry-run", 0, &v, err, errsz)) == 1) {
+        o->dry_run = 1;
     }
     return r;
 }
@@ -303,6 +532,11 @@ int main(int argc, char **argv) {
             rc = CTL_OK;
             goto out;
         } else if (arg[0] != '-') {
+            if (o.command && o.command->operand && !o.target) {
+                o.target = arg;
+                i++;
+                continue;
+            }
             if (o.command) {
                 ap_fail(AP_ERR_INVALID, err, sizeof err, "unexpected argument '%s'", arg);
                 goto out;

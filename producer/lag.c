@@ -238,8 +238,16 @@ ap_status ap_lag_wait(ap_lag_probe *p, int seconds, ap_lag *lag, FILE *progress,
     *drained = 0;
     for (;;) {
         double poll_at = now_s();
-        if ((st = ap_lag_measure(p, lag, err, errsz)))
+        /* A broker can be briefly unable to answer (the group's coordinator
+         * moving, a leader election): while time is left, ask again. */
+        if ((st = ap_lag_measure(p, lag, err, errsz)) && poll_at + 1.0 >= deadline)
             break;
+        if (st) {
+            if (progress)
+                fprintf(progress, "lag: %s; asking again\n", err);
+            sleep_until(poll_at + 1.0);
+            continue;
+        }
         if (lag->total == 0 && ++zeros >= 2) {
             *drained = 1;
             break;

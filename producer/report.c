@@ -1,13 +1,12 @@
 #include "report.h"
 
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-
-#define CELL_MAX 60 /* characters of a text cell; longer ones end in "..." */
+#include "pg.h"
+#include "table.h"
 
 /* Every action status, in the order of their life: the columns of the counts. */
 static const char *const statuses[] = {
@@ -76,61 +75,6 @@ static const char counts_sql[] = "SELECT coalesce(subsystem, '-'), status, count
 
 /* ---------------------------------------------------------------- postgres */
 
-/* Rewrites s in place as one line: runs of white space become one space. */
-static void one_line(char *s) {
-    char *w = s;
-    int space = 0;
-    for (const char *r = s; *r; r++) {
-        if (*r == ' ' || *r == '\t' || *r == '\n' || *r == '\r') {
-            space = w != s;
-            continue;
-        }
-        if (space)
-            *w++ = ' ';
-        space = 0;
-        *w++ = *r;
-    }
-    *w = '\0';
-}
-
-/* libpq's connection error as one line: its lines joined by "; ", without the
- * tab-indented hints ("Is the server running on that host...?"). */
-static void conn_message(PGconn *conn, char *buf, size_t size) {
-    const char *m = PQerrorMessage(conn);
-    size_t n = 0;
-    buf[0] = '\0';
-    while (*m && n + 1 < size) {
-        size_t len = strcspn(m, "\n");
-        if (len && m[0] != '\t' && m[0] != ' ')
-            n += (size_t)snprintf(buf + n, size - n, "%s%.*s", n ? "; " : "", (int)len, m);
-        m += len + (m[len] == '\n');
-    }
-    if (n >= size)
-        buf[size - 1] = '\0';
-    one_line(buf); /* "FATAL:  database ..." */
-}
-
-/* Connects with cfg->pg_dsn (10 s connect timeout unless the DSN says
- * otherwise). Returns the connection (the caller PQfinish-es it) or NULL with
- * err set. */
-static PGconn *pg_connect(const ap_config *cfg, char *err, size_t errsz) {
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const values[] = {"10", "actionpool-ctl", cfg->pg_dsn, NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    if (!conn) {
-        ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
-        return NULL;
-    }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        char why[512];
-        conn_message(conn, why, sizeof why);
-        ap_fail(AP_ERR_IO, err, errsz, "cannot connect to postgres: %s", why);
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
-
 /* Runs sql with its first nparams of: the tenant ($1, may be NULL) and a
  * limit ($2). Returns the result (the caller PQclear-s it) or NULL with err
  * set ("what: message"). */
@@ -138,110 +82,8 @@ static PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char
                           const char *what, char *err, size_t errsz) {
     char limit_text[16];
     snprintf(limit_text, sizeof limit_text, "%d", limit);
-    const char *params[] = {tenant, limit_text};
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType rs = PQresultStatus(res);
-    if (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK)
-        return res;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char why[512];
-    snprintf(why, sizeof why, "%s", primary ? primary : PQerrorMessage(conn));
-    one_line(why);
-    ap_fail(AP_ERR_PG, err, errsz, "%s: %s", what, why);
-    PQclear(res);
-    return NULL;
-}
-
-/* ---------------------------------------------------------------- text tables */
-
-/* An aligned text table; cells are copied, cleaned and cut to CELL_MAX. */
-typedef struct table {
-    int ncols;
-    const char *const *heads; /* borrowed */
-    unsigned right;           /* bit c set: column c holds numbers, aligned right */
-    char **cells;             /* rows x ncols */
-    int rows;
-} table;
-
-/* Display width of UTF-8 text: one per character (what a terminal shows for
- * the text this report meets). */
-static int text_width(const char *s) {
-    int n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
-
-/* A copy of s fit for one cell: control characters become spaces and text past
- * CELL_MAX characters is replaced by "...". NULL when out of memory. */
-static char *cell_new(const char *s) {
-    size_t len = strlen(s), i = 0, out = 0;
-    int chars = 0;
-    char *c = malloc(len + 4);
-    if (!c)
-        return NULL;
-    for (; i < len; i++) {
-        unsigned char b = (unsigned char)s[i];
-        if ((b & 0xC0) != 0x80 && ++chars > CELL_MAX - 3 && text_width(s + i) > 3) {
-            memcpy(c + out, "...", 3);
-            out += 3;
-            break;
-        }
-        c[out++] = b < 0x20 || b == 0x7F ? ' ' : (char)b;
-    }
-    c[out] = '\0';
-    return c;
-}
-
-static ap_status table_add(table *t, const char *const *values) {
-    char **grown = realloc(t->cells, (size_t)(t->rows + 1) * (size_t)t->ncols * sizeof *grown);
-    if (!grown)
-        return AP_ERR_NOMEM;
-    t->cells = grown;
-    char **row = grown + (size_t)t->rows * (size_t)t->ncols;
-    for (int c = 0; c < t->ncols; c++)
-        row[c] = NULL;
-    t->rows++;
-    for (int c = 0; c < t->ncols; c++)
-        if (!(row[c] = cell_new(values[c])))
-            return AP_ERR_NOMEM;
-    return AP_OK;
-}
-
-static void table_release(table *t) {
-    for (int i = 0; i < t->rows * t->ncols; i++)
-        free(t->cells[i]);
-    free(t->cells);
-    t->cells = NULL;
-    t->rows = 0;
-}
-
-static void table_cell(FILE *out, const char *text, int width, int right, int last) {
-    int pad = width - text_width(text);
-    if (right)
-        fprintf(out, "%*s%s", pad, "", text);
-    else if (last)
-        fputs(text, out);
-    else
-        fprintf(out, "%s%*s", text, pad, "");
-    fputs(last ? "\n" : "  ", out);
-}
-
-static void table_print(FILE *out, const table *t) {
-    int width[16] = {0};
-    for (int c = 0; c < t->ncols && c < 16; c++) {
-        width[c] = text_width(t->heads[c]);
-        for (int r = 0; r < t->rows; r++) {
-            int w = text_width(t->cells[r * t->ncols + c]);
-            width[c] = w > width[c] ? w : width[c];
-        }
-    }
-    for (int c = 0; c < t->ncols; c++)
-        table_cell(out, t->heads[c], width[c], (t->right >> c) & 1, c == t->ncols - 1);
-    for (int r = 0; r < t->rows; r++)
-        for (int c = 0; c < t->ncols; c++)
-            table_cell(out, t->cells[r * t->ncols + c], width[c], (t->right >> c) & 1,
-                       c == t->ncols - 1);
+    const char *const params[] = {tenant, limit_text};
+    return ap_pg_query(conn, sql, nparams, params, what, err, errsz);
 }
 
 /* ---------------------------------------------------------------- counts */
@@ -262,7 +104,7 @@ static ap_status counts_text(FILE *out, const PGresult *res) {
     const char *heads[NSTATUSES + 2];
     long long by_status[NSTATUSES] = {0}, total = 0;
     int used[NSTATUSES] = {0}, ncols = 1;
-    table t = {0};
+    ap_table t = {0};
 
     fprintf(out, "Actions by subsystem and status\n");
     if (!PQntuples(res)) {
@@ -307,7 +149,7 @@ static ap_status counts_text(FILE *out, const PGresult *res) {
             }
         snprintf(num[c], sizeof num[c], "%lld", sum);
         row[c] = num[c];
-        if ((st = table_add(&t, row)))
+        if ((st = ap_table_add(&t, row)))
             goto out;
     }
     int c = 0;
@@ -320,11 +162,11 @@ static ap_status counts_text(FILE *out, const PGresult *res) {
         }
     snprintf(num[c], sizeof num[c], "%lld", total);
     row[c] = num[c];
-    if ((st = table_add(&t, row)))
+    if ((st = ap_table_add(&t, row)))
         goto out;
-    table_print(out, &t);
+    ap_table_print(out, &t);
 out:
-    table_release(&t);
+    ap_table_release(&t);
     return st;
 }
 
@@ -365,7 +207,7 @@ static long long section_total(const section *sec, const PGresult *res) {
 
 static ap_status section_text(FILE *out, const section *sec, const PGresult *res) {
     ap_status st = AP_OK;
-    table t = {.ncols = sec->ncols, .heads = sec->heads};
+    ap_table t = {.ncols = sec->ncols, .heads = sec->heads};
     const char *row[16];
     long long total = section_total(sec, res);
 
@@ -377,14 +219,14 @@ static ap_status section_text(FILE *out, const section *sec, const PGresult *res
     for (int r = 0; r < PQntuples(res); r++) {
         for (int c = 0; c < sec->ncols; c++)
             row[c] = PQgetisnull(res, r, c) ? "-" : PQgetvalue(res, r, c);
-        if ((st = table_add(&t, row)))
+        if ((st = ap_table_add(&t, row)))
             goto out;
     }
-    table_print(out, &t);
+    ap_table_print(out, &t);
     if (total > PQntuples(res))
         fprintf(out, "(%d of %lld rows shown)\n", PQntuples(res), total);
 out:
-    table_release(&t);
+    ap_table_release(&t);
     return st;
 }
 
@@ -448,10 +290,8 @@ ap_status ap_report_write(const ap_config *cfg, const char *tenant, int json, FI
     PGconn *conn = NULL;
     PGresult *counts = NULL, *lists[NSECTIONS] = {0}, *res = NULL;
 
-    if (!(conn = pg_connect(cfg, err, errsz))) {
-        st = AP_ERR_IO;
+    if (!(conn = ap_pg_connect(cfg, &st, err, errsz)))
         goto out;
-    }
     /* One snapshot: the counts and the listings agree with each other. */
     if (!(res = pg_query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, 0,
                          "cannot begin a transaction", err, errsz))) {

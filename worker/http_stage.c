@@ -61,7 +61,7 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
     for (int i = 0; i < n; i++) {
         json_t *p = json_array_get(prepared, (size_t)i), *item = jobs[i].item;
         if (json_is_string(json_object_get(p, "known")))
-            continue; /* recorded before: Postgres says redelivered or duplicate */
+            continue; /* not to be sent: recorded before, a duplicate, or held by policy */
         json_object_set_new(item, "prepared",
                             json_pack("{s:O, s:O, s:O, s:O, s:O}", "field",
                                       json_object_get(p, "field"), "value",

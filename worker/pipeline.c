@@ -65,9 +65,9 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
         json_object_set_new(j, "reason", json_string(it->reason));
         return j;
     }
-    json_t *tier = json_object_get(a->json, "tier");
-    if (tier)
-        json_object_set(j, "tier", tier);
+    json_object_set_new(j, "tier", json_integer(ap_tiers_of(p->tiers, a)));
+    json_object_set_new(j, "tier1_eligible", json_boolean(ap_tiers_eligible(p->tiers, a)));
+    json_object_set_new(j, "quiet_hours", json_integer(p->cfg->tier1_quiet_hours));
     json_object_set_new(j, "field", json_string(a->field));
     json_object_set_new(j, "value", ap_action_value(a));
     json_object_set_new(j, "target", json_string("postgres"));
@@ -149,6 +149,8 @@ static void count(ap_pipeline_stats *s, const char *outcome) {
         s->duplicate++;
     else if (!strcmp(outcome, "redelivered"))
         s->redelivered++;
+    else
+        s->waiting++; /* received, pending_approval, suggested, manual_only */
 }
 
 ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char *err,

@@ -18,15 +18,18 @@
 #include "metrics.h"
 #include "publisher.h"
 #include "store.h"
+#include "tiers.h"
 
 /* Outcomes counted since start, for progress lines and the exit summary. */
 typedef struct ap_pipeline_stats {
     long executed, dry_run, rejected, duplicate, redelivered, dead_lettered, batches;
+    long waiting; /* held by policy: waiting, pending approval, suggested, manual only */
 } ap_pipeline_stats;
 
 typedef struct ap_pipeline {
     const ap_config *cfg;        /* borrowed */
     const ap_executor_map *map;  /* borrowed */
+    const ap_tiers *tiers;       /* borrowed */
     ap_claims *claims;           /* borrowed */
     ap_store *store;             /* borrowed */
     ap_publisher *dead_letters;  /* borrowed */

@@ -70,28 +70,45 @@ out:
     return st;
 }
 
-json_t *ap_store_prepare(ap_store *s, const json_t *items, char *err, size_t errsz) {
+/* Runs a query whose one row, one column is a JSON array; returns it parsed. */
+static json_t *query_json(ap_store *s, const char *sql, int nparams, const char *const *params,
+                          const char *what, char *err, size_t errsz) {
     if (store_connect(s, err, errsz))
         return NULL;
+    PGresult *res = PQexecParams(s->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    json_t *rows = NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        ap_fail(AP_ERR_PG, err, errsz, "%s failed: %s", what, PQresultErrorMessage(res));
+    else if (!(rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL)))
+        ap_fail(AP_ERR_PG, err, errsz, "%s: unreadable answer", what);
+    PQclear(res);
+    return rows;
+}
+
+json_t *ap_store_prepare(ap_store *s, const json_t *items, char *err, size_t errsz) {
     char *text = json_dumps(items, JSON_COMPACT);
     if (!text) {
         ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         return NULL;
     }
     const char *params[1] = {text};
-    PGresult *res = PQexecParams(
-        s->pg,
-        "SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord), '[]') FROM ap_prepare_batch($1::jsonb) p",
-        1, NULL, params, NULL, NULL, 0);
+    json_t *rows = query_json(s,
+                              "SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord), '[]') "
+                              "FROM ap_prepare_batch($1::jsonb) p",
+                              1, params, "preparing live requests", err, errsz);
     free(text);
-    json_t *rows = NULL;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        ap_fail(AP_ERR_PG, err, errsz, "preparing live requests failed: %s",
-                PQresultErrorMessage(res));
-    else if (!(rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL)))
-        ap_fail(AP_ERR_PG, err, errsz, "preparing live requests: unreadable answer");
-    PQclear(res);
     return rows;
+}
+
+json_t *ap_store_take_due(ap_store *s, int n, int lease_s, char *err, size_t errsz) {
+    char limit[16], lease[16];
+    snprintf(limit, sizeof limit, "%d", n);
+    snprintf(lease, sizeof lease, "%d", lease_s);
+    const char *params[2] = {limit, lease};
+    return query_json(s,
+                      "SELECT coalesce(jsonb_agg(to_jsonb(d)), '[]') "
+                      "FROM ap_take_due($1::int, $2::int) d",
+                      2, params, "taking due actions", err, errsz);
 }
 
 ap_status ap_store_ping(ap_store *s, char *err, size_t errsz) {

@@ -27,6 +27,12 @@ ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32]
  * when SQL NULL), that the caller releases; NULL with err set on failure. */
 json_t *ap_store_prepare(ap_store *s, const json_t *items, char *err, size_t errsz);
 
+/* Leases up to n due waiting actions (ap_take_due: the oldest of each
+ * entity) for lease_s seconds. Returns a new JSON array of {action_pk,
+ * subsystem, partition_key, payload} the caller releases and publishes again;
+ * NULL with err set on failure. */
+json_t *ap_store_take_due(ap_store *s, int n, int lease_s, char *err, size_t errsz);
+
 /* A round trip (reconnecting when needed): AP_OK when Postgres answers. */
 ap_status ap_store_ping(ap_store *s, char *err, size_t errsz);
 

@@ -21,10 +21,14 @@
 #include "pipeline.h"
 #include "publisher.h"
 #include "store.h"
+#include "tiers.h"
+#include "topics.h"
 
 #define VERSION "0.1.0"
 #define PROGRESS_EVERY_S 10
 #define BACKOFF_MAX_MS 5000
+#define RESUME_LEASE_S 30 /* a resumed action not seen again by then is resumed again */
+#define RESUME_MAX 500
 
 static volatile sig_atomic_t running = 1;
 static unsigned drain_timeout_s = 25;
@@ -47,6 +51,38 @@ static void metrics_init(ap_metrics *m, const ap_executor_map *map) {
     for (int i = 0; i < ap_executor_map_subsystem_count(map); i++)
         for (size_t k = 0; k < sizeof statuses / sizeof *statuses; k++)
             ap_metrics_count_action(m, ap_executor_map_subsystem_at(map, i)->name, statuses[k], 0);
+}
+
+/* Publishes again the waiting actions whose time has come (approved, a
+ * control lifted, the action ahead of them settled), so they run through the
+ * pipeline like any message. Each is leased first: one a publish loses is
+ * taken again by any worker after RESUME_LEASE_S. */
+static void resume_due(ap_store *store, ap_publisher *publisher, const ap_config *cfg) {
+    char err[512], topic[AP_TOPIC_MAX];
+    json_t *due = ap_store_take_due(store, RESUME_MAX, RESUME_LEASE_S, err, sizeof err), *row;
+    size_t i;
+    if (!due) {
+        ap_log(AP_LOG_WARN, "cannot take due actions", "error", err, NULL);
+        return;
+    }
+    json_array_foreach(due, i, row) {
+        char *payload = json_dumps(json_object_get(row, "payload"), JSON_COMPACT);
+        ap_topic_main(topic, sizeof topic, cfg->topic_prefix,
+                      json_string_value(json_object_get(row, "subsystem")));
+        if (!payload || ap_publisher_send(publisher, topic,
+                                          json_string_value(json_object_get(row, "partition_key")),
+                                          payload, strlen(payload), NULL, NULL, err, sizeof err))
+            ap_log(AP_LOG_WARN, "cannot resume a waiting action", "error",
+                   payload ? err : "out of memory", NULL);
+        free(payload);
+    }
+    if (json_array_size(due)) {
+        char n[16];
+        snprintf(n, sizeof n, "%zu", json_array_size(due));
+        ap_publisher_flush(publisher, 10000);
+        ap_log(AP_LOG_INFO, "resumed waiting actions", "count", n, NULL);
+    }
+    json_decref(due);
 }
 
 /* Idle turn: send pending claim finishes (or ping), ping Postgres, and tell
@@ -83,13 +119,14 @@ static void usage(FILE *out) {
 }
 
 static void log_stats(const char *msg, const ap_pipeline_stats *s) {
-    char buf[7][24];
-    long values[] = {s->batches, s->executed, s->dry_run, s->rejected, s->duplicate,
-                     s->redelivered, s->dead_lettered};
-    for (int i = 0; i < 7; i++)
+    char buf[8][24];
+    long values[] = {s->batches,     s->executed,      s->dry_run, s->rejected, s->duplicate,
+                     s->redelivered, s->dead_lettered, s->waiting};
+    for (int i = 0; i < 8; i++)
         snprintf(buf[i], sizeof buf[i], "%ld", values[i]);
     ap_log(AP_LOG_INFO, msg, "batches", buf[0], "executed", buf[1], "dry_run", buf[2], "rejected",
-           buf[3], "duplicate", buf[4], "redelivered", buf[5], "dead_lettered", buf[6], NULL);
+           buf[3], "duplicate", buf[4], "redelivered", buf[5], "dead_lettered", buf[6], "waiting",
+           buf[7], NULL);
 }
 
 /* Runs one batch until it is durable, or until shutdown is asked for while
@@ -138,6 +175,7 @@ int main(int argc, char **argv) {
     ap_health *health = NULL;
     ap_connector *connector = NULL;
     ap_http_executor *http = NULL;
+    ap_tiers *tiers = NULL;
     rd_kafka_message_t **msgs = NULL;
 
     if (ap_config_init(&cfg, err, sizeof err)) {
@@ -170,6 +208,7 @@ int main(int argc, char **argv) {
     drain_timeout_s = (unsigned)cfg.drain_timeout_s;
     ap_config_schema_path(&cfg, "executor_map.json", path, sizeof path);
     if (!(map = ap_executor_map_load(path, err, sizeof err)) ||
+        !(tiers = ap_tiers_new(&cfg, map, err, sizeof err)) ||
         !(metrics = ap_metrics_new(VERSION)) ||
         !(health = ap_health_start(cfg.health_addr, cfg.health_port, metrics, cfg.health_stale_ms,
                                    err, sizeof err)) ||
@@ -204,7 +243,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    ap_pipeline pipeline = {.cfg = &cfg, .map = map, .claims = claims, .store = store,
+    ap_pipeline pipeline = {.cfg = &cfg, .map = map, .tiers = tiers, .claims = claims, .store = store,
                             .dead_letters = dead_letters, .metrics = metrics,
                             .connector = connector, .http = http};
     char port[16];
@@ -219,8 +258,9 @@ int main(int argc, char **argv) {
         int n = ap_consumer_poll_batch(consumer, msgs, cfg.batch_size, cfg.batch_ms);
         if (n && run_until_durable(&pipeline, consumer, health, msgs, n) == 0)
             ap_consumer_store(consumer, msgs, n);
-        if (!n || time(NULL) != last_check) { /* idle, or once a second under load */
+        if (time(NULL) != last_check) { /* once a second */
             check_stores(health, claims, store, consumer);
+            resume_due(store, dead_letters, &cfg);
             last_check = time(NULL);
         }
         for (int i = 0; i < n; i++)
@@ -243,6 +283,7 @@ out:
     ap_publisher_free(dead_letters);
     ap_store_free(store);
     ap_claims_free(claims);
+    ap_tiers_free(tiers);
     ap_executor_map_free(map);
     ap_metrics_free(metrics);
     free(msgs);

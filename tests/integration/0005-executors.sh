@@ -9,7 +9,7 @@ test_begin
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # action ID SUBSYSTEM TYPE ENTITY FIELD VALUE [EXTRA-JSON-MEMBERS]
 action() {
-  printf '{"action_id":"%s","tenant_id":"acme","owner_subsystem":"%s","action_type":"%s","entity_id":"%s","proposed_change":{"field":"%s","value":%s},"guardrails":{"max_daily_spend":100000,"current_spend":0},"created_at":"%s"%s}\n' \
+  printf '{"action_id":"%s","tenant_id":"acme","owner_subsystem":"%s","action_type":"%s","entity_id":"%s","proposed_change":{"field":"%s","value":%s},"guardrails":{"max_daily_spend":100000,"current_spend":0},"confidence":0.9,"estimated_impact":100,"created_at":"%s"%s}\n' \
     "$1" "$2" "$3" "$4" "$5" "$6" "$NOW" "${7:+,$7}"
 }
 run_actions() { # publishes stdin and waits until the worker has settled it

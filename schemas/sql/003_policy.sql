@@ -1,0 +1,371 @@
+-- 003: policy — who may act, and when.
+--
+-- The controls live here, not only in Redis: ap_record_batch checks them in
+-- the very transaction that executes, so a kill switch or a pause holds from
+-- the next execution on, on every replica, and cannot be lost with a cache.
+--
+-- An action that may not execute yet is not lost: it stays 'received' with a
+-- wait_reason, and the oldest due one of each entity is resumed by a worker
+-- (ap_take_due: it is published again to its topic) once not_before passes:
+--   kill_switch, paused  — until the control is lifted (checked again each time)
+--   behind               — an earlier action on the same entity is still waiting
+--   approved             — a tier-2 action approved with actionpool-ctl approve
+-- A resumed message executes only if its payload is the one stored: producing a
+-- message can neither approve an action nor change an approved one.
+
+CREATE TABLE controls (
+    scope  text        NOT NULL CHECK (scope IN ('global', 'tenant', 'subsystem')),
+    target text        NOT NULL DEFAULT '',  -- '' (global), a tenant id or a subsystem
+    set_by text        NOT NULL,
+    reason text,
+    set_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, target)
+);
+
+-- Autopilot off for a tenant (entity_id '') or one campaign: actions are only
+-- suggested. No row: on.
+CREATE TABLE autopilot (
+    tenant_id text        NOT NULL,
+    entity_id text        NOT NULL DEFAULT '',
+    enabled   boolean     NOT NULL,
+    set_by    text        NOT NULL,
+    set_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, entity_id)
+);
+
+-- Do-not-contact and suppression lists: actions on these entities are rejected.
+CREATE TABLE protected_entities (
+    tenant_id text        NOT NULL,
+    subsystem text        NOT NULL,
+    entity_id text        NOT NULL,
+    reason    text,
+    set_by    text        NOT NULL,
+    set_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, subsystem, entity_id)
+);
+
+CREATE TABLE approvals (
+    action_pk  bigint      PRIMARY KEY REFERENCES actions (id),
+    decision   text        NOT NULL CHECK (decision IN ('approved', 'rejected')),
+    decided_by text        NOT NULL,
+    note       text,
+    decided_at timestamptz NOT NULL DEFAULT now()
+);
+
+ALTER TABLE actions ADD COLUMN wait_reason text, ADD COLUMN not_before timestamptz;
+CREATE INDEX actions_waiting ON actions (not_before) WHERE status = 'received';
+
+-- Why `it` (an item of ap_record_batch) may not execute now, as
+-- (status, reason, wait_reason); all NULL: it may. `resumed` is true for an
+-- action that already waited (its approval, if any, counts).
+CREATE FUNCTION ap_policy(it jsonb, pk bigint, resumed boolean,
+    OUT status text, OUT reason text, OUT wait_reason text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t  text := it->>'tenant_id';
+    s  text := it->>'subsystem';
+    e  text := it->>'entity_id';
+    c  record;
+BEGIN
+    SELECT p.reason INTO c FROM protected_entities p
+     WHERE p.tenant_id = t AND p.subsystem = s AND p.entity_id = e;
+    IF FOUND THEN
+        status := 'rejected';
+        reason := format('protected: %s/%s is protected%s', s, e,
+                         coalesce(': ' || c.reason, ''));
+        RETURN;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM autopilot a WHERE a.tenant_id = t AND NOT a.enabled
+                  AND (a.entity_id = '' OR a.entity_id = e)) THEN
+        status := 'suggested';
+        reason := 'autopilot is off for ' || t;
+        RETURN;
+    END IF;
+
+    IF NOT resumed OR NOT EXISTS (SELECT 1 FROM approvals ap WHERE ap.action_pk = pk
+                                     AND ap.decision = 'approved') THEN
+        IF (it->>'tier')::int >= 3 THEN
+            status := 'manual_only';
+            reason := 'tier 3: recorded, never executed automatically';
+            RETURN;
+        END IF;
+        -- A revert restores a known state, usually of an entity that has just
+        -- changed: confidence, impact and quiet period do not apply to it.
+        IF (it->>'tier')::int = 2
+           OR (it->>'action_type' <> 'revert' AND NOT (it->>'tier1_eligible')::boolean)
+           OR it->>'action_type' <> 'revert' AND EXISTS (SELECT 1 FROM executions x JOIN actions a ON a.id = x.action_pk
+                       WHERE a.tenant_id = t AND a.subsystem = s AND a.entity_id = e
+                         AND x.success AND x.mode = 'apply' AND a.id <> pk
+                         AND x.executed_at > now() - make_interval(
+                             hours => coalesce((it->>'quiet_hours')::int, 24))) THEN
+            status := 'pending_approval';
+            reason := CASE WHEN (it->>'tier')::int = 2 THEN 'tier 2: waits for approval'
+                           WHEN NOT (it->>'tier1_eligible')::boolean
+                           THEN 'tier 1 needs more confidence or impact: waits for approval'
+                           ELSE 'the entity changed in the last '
+                                || coalesce(it->>'quiet_hours', '24') || ' h: waits for approval'
+                      END;
+            RETURN;
+        END IF;
+    END IF;
+
+    SELECT k.scope, k.target INTO c FROM controls k
+     WHERE k.scope = 'global' OR (k.scope = 'tenant' AND k.target = t)
+        OR (k.scope = 'subsystem' AND k.target = s)
+     ORDER BY k.scope = 'global' DESC LIMIT 1;
+    IF FOUND THEN
+        status := 'received';
+        wait_reason := CASE WHEN c.scope = 'global' THEN 'kill_switch' ELSE 'paused' END;
+        reason := CASE WHEN c.scope = 'global' THEN 'kill switch is on'
+                       ELSE format('%s %s is paused', c.scope, c.target) END;
+        RETURN;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM actions a WHERE a.tenant_id = t AND a.subsystem = s
+                  AND a.entity_id = e AND a.status = 'received' AND a.id < pk) THEN
+        status := 'received';
+        wait_reason := 'behind';
+        reason := 'waits behind an earlier action on the same entity';
+    END IF;
+END;
+$$;
+
+-- Up to n due waiting actions, the oldest of each entity and none a control
+-- still holds, leased for lease_s seconds to the caller, which publishes each
+-- again to its topic.
+CREATE FUNCTION ap_take_due(n integer, lease_s integer)
+RETURNS TABLE (action_pk bigint, subsystem text, partition_key text, payload jsonb)
+LANGUAGE sql AS $$
+    UPDATE actions a SET not_before = now() + make_interval(secs => lease_s)
+      FROM (SELECT w.id FROM actions w
+             WHERE w.status = 'received' AND w.not_before <= now()
+               AND NOT EXISTS (SELECT 1 FROM controls k   -- held until the control is lifted
+                                WHERE k.scope = 'global'
+                                   OR (k.scope = 'tenant' AND k.target = w.tenant_id)
+                                   OR (k.scope = 'subsystem' AND k.target = w.subsystem))
+               AND NOT EXISTS (SELECT 1 FROM actions o
+                                WHERE o.tenant_id = w.tenant_id AND o.subsystem = w.subsystem
+                                  AND o.entity_id = w.entity_id AND o.status = 'received'
+                                  AND o.id < w.id)
+             ORDER BY w.not_before, w.id
+             LIMIT n
+             FOR UPDATE SKIP LOCKED) due
+     WHERE a.id = due.id
+    RETURNING a.id, a.subsystem, a.tenant_id || ':' || a.entity_id, a.payload;
+$$;
+
+-- For HTTP-routed items, before any request: per item, whether it must not
+-- be sent ('redelivered': an earlier delivery recorded it; 'duplicate': its
+-- idempotency key belongs to another action; 'policy': it may not execute now),
+-- and otherwise what ap_check_change says. Writes nothing; its locks end with
+-- the caller's transaction.
+CREATE FUNCTION ap_prepare_batch(items jsonb)
+RETURNS TABLE (ord integer, known text, field text, value jsonb, failure text, why text,
+               output jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    it      jsonb;
+    c       record;
+    prior   record;
+    resumed boolean;
+BEGIN
+    FOR it IN SELECT e.value FROM jsonb_array_elements(items) e LOOP
+        ord := (it->>'ord')::integer;
+        known := NULL; field := NULL; value := NULL; failure := NULL; why := NULL; output := NULL;
+        SELECT a.id, a.status, a.payload INTO prior FROM actions a
+         WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'action_id';
+        resumed := FOUND AND prior.status = 'received' AND prior.payload = it->'payload';
+        IF FOUND AND NOT resumed AND (prior.status <> 'dry_run' OR it->>'status' = 'dry_run') THEN
+            known := 'redelivered';
+        ELSIF NOT resumed AND EXISTS (SELECT 1 FROM actions a
+                                       WHERE a.idempotency_key = it->>'idempotency_key'
+                                         AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) THEN
+            known := 'duplicate';
+        ELSIF it->>'status' <> 'dry_run'
+              AND (ap_policy(it, coalesce(prior.id, 9223372036854775807), resumed)).status
+                  IS NOT NULL THEN
+            known := 'policy';
+        ELSE
+            c := ap_check_change(it);
+            field := c.field; value := c.value; failure := c.failure; why := c.why;
+            output := c.output;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- ap_record_batch, final form: 002's recording with the policy step. Returns
+-- per item the outcome: a status, 'duplicate' or 'redelivered'; 'received'
+-- means it waits (see wait_reason).
+CREATE OR REPLACE FUNCTION ap_record_batch(items jsonb)
+RETURNS TABLE (ord integer, action_pk bigint, outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    it        jsonb;
+    pk        bigint;
+    owner_pk  bigint;
+    c         record;
+    prior     text;
+    stored    jsonb;
+    resumed   boolean;
+    p         record;
+    http      jsonb;
+    mode      text;
+    ok        boolean;
+BEGIN
+    FOR it IN SELECT e.value FROM jsonb_array_elements(items) e LOOP
+        ord := (it->>'ord')::integer;
+
+        INSERT INTO actions (action_id, tenant_id, subsystem, action_type, entity_id,
+                             idempotency_key, payload, tier, status, status_reason,
+                             attempts, run_id, created_at)
+        VALUES (it->>'action_id', it->>'tenant_id', it->>'subsystem', it->>'action_type',
+                it->>'entity_id', it->>'idempotency_key', it->'payload',
+                (it->>'tier')::smallint, it->>'status', it->>'reason',
+                CASE WHEN it->>'status' = 'rejected' THEN 0 ELSE 1 END,
+                it->>'run_id', (it->>'created_at')::timestamptz)
+        ON CONFLICT DO NOTHING
+        RETURNING id INTO pk;
+
+        resumed := false;
+        IF pk IS NULL THEN
+            SELECT a.id, a.status, a.payload INTO pk, prior, stored FROM actions a
+             WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'action_id';
+            -- Preview, then apply: an action rehearsed as a dry run may come again
+            -- to be applied, unless its key has been used by another since.
+            IF FOUND AND prior = 'dry_run' AND it->>'status' <> 'dry_run'
+               AND NOT EXISTS (SELECT 1 FROM actions a
+                                WHERE a.idempotency_key = it->>'idempotency_key'
+                                  AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) THEN
+                UPDATE actions SET status = it->>'status', status_reason = it->>'reason',
+                                   payload = it->'payload', attempts = attempts + 1,
+                                   updated_at = now()
+                 WHERE id = pk;
+            -- A waiting action resumed (ap_take_due): only as it was stored.
+            ELSIF FOUND AND prior = 'received' AND stored = it->'payload'
+                  AND it->>'status' <> 'rejected' THEN
+                resumed := true;
+            ELSIF FOUND THEN
+                action_pk := pk; outcome := 'redelivered';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+
+        IF pk IS NULL THEN
+            SELECT a.id INTO owner_pk FROM actions a
+             WHERE a.idempotency_key = it->>'idempotency_key'
+               AND a.status NOT IN ('duplicate', 'rejected', 'dry_run');
+            INSERT INTO actions (action_id, tenant_id, subsystem, action_type, entity_id,
+                                 idempotency_key, payload, tier, status, status_reason,
+                                 duplicate_of, run_id, created_at)
+            VALUES (it->>'action_id', it->>'tenant_id', it->>'subsystem', it->>'action_type',
+                    it->>'entity_id', it->>'idempotency_key', it->'payload',
+                    (it->>'tier')::smallint, 'duplicate',
+                    'idempotency key already used by action row ' || owner_pk,
+                    owner_pk, it->>'run_id', (it->>'created_at')::timestamptz)
+            RETURNING id INTO pk;
+            action_pk := pk; outcome := 'duplicate';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        action_pk := pk; outcome := it->>'status';
+        IF outcome = 'rejected' AND NOT it ?| array['http', 'prepared'] THEN  -- invalid
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        -- Policy, in the transaction that executes (dry runs only rehearse).
+        IF outcome <> 'dry_run' AND NOT it ? 'http' THEN
+            p := ap_policy(it, pk, resumed);
+            IF p.status IS NOT NULL THEN
+                UPDATE actions SET status = p.status, status_reason = p.reason,
+                                   wait_reason = p.wait_reason, updated_at = now(),
+                                   not_before = CASE WHEN p.status = 'received' THEN now() END
+                 WHERE id = pk;
+                outcome := p.status;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        IF resumed THEN
+            UPDATE actions SET status = it->>'status', wait_reason = NULL, not_before = NULL,
+                               status_reason = NULL, attempts = attempts + 1, updated_at = now()
+             WHERE id = pk;
+        END IF;
+
+        mode := CASE WHEN outcome = 'dry_run' THEN 'dry_run' ELSE 'apply' END;
+        http := it->'http';
+        IF it ? 'prepared' THEN   -- checked before its HTTP request was sent
+            c := ap_check_change(it);  -- for prev, existed and the revert target
+            c.field := it->'prepared'->>'field';
+            c.value := it->'prepared'->'value';
+            c.failure := it->'prepared'->>'failure';
+            c.why := it->'prepared'->>'why';
+            c.output := coalesce(it->'prepared'->'output', '{}'::jsonb);
+        ELSE
+            c := ap_check_change(it);
+        END IF;
+
+        IF c.failure IS NULL AND http IS NOT NULL AND http->>'error_class' IS NOT NULL THEN
+            c.failure := http->>'error_class';
+            c.why := http->>'error';
+        END IF;
+        ok := c.failure IS NULL;
+        IF NOT ok AND outcome NOT IN ('failed', 'rejected') THEN
+            outcome := 'rejected';
+        END IF;
+
+        INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
+                                error_class, error_message, duration_us, worker_id, topic,
+                                kafka_partition, kafka_offset, rollback_data)
+        VALUES (pk, 1, it->>'target', mode,
+                coalesce(http->'request', jsonb_build_object('field', c.field, 'value', c.value)),
+                CASE WHEN mode = 'dry_run'
+                     THEN c.output || jsonb_build_object('would_set', c.value, 'previous', c.prev)
+                          || CASE WHEN http ? 'request'
+                                  THEN jsonb_build_object('would_send', http->'request')
+                                  ELSE '{}'::jsonb END
+                     WHEN http IS NOT NULL
+                     THEN c.output || jsonb_strip_nulls(jsonb_build_object(
+                              'status', http->'status', 'response', http->'response',
+                              'retry_after_s', http->'retry_after_s'))
+                     ELSE c.output END,
+                ok, c.failure, c.why, (http->>'duration_ms')::bigint * 1000, it->>'worker_id',
+                it->>'topic', (it->>'partition')::integer, (it->>'offset')::bigint,
+                CASE WHEN ok THEN jsonb_build_object('field', c.field, 'previous', c.prev,
+                                                     'existed', c.existed) END);
+
+        IF NOT ok THEN
+            UPDATE actions SET status = outcome, status_reason = c.why WHERE id = pk;
+            IF c.failure = 'permission_denied' THEN
+                INSERT INTO alerts (kind, tenant_id, subsystem, action_pk, message)
+                VALUES ('permission_denied', it->>'tenant_id', it->>'subsystem', pk, c.why);
+            END IF;
+        ELSIF mode = 'apply' THEN
+            IF c.value IS NULL THEN   -- a revert of a field that did not exist before
+                DELETE FROM entity_state s
+                 WHERE s.tenant_id = it->>'tenant_id' AND s.subsystem = it->>'subsystem'
+                   AND s.entity_id = it->>'entity_id' AND s.field = c.field;
+            ELSE
+                INSERT INTO entity_state (tenant_id, subsystem, entity_id, field, value,
+                                          set_by_action)
+                VALUES (it->>'tenant_id', it->>'subsystem', it->>'entity_id', c.field, c.value, pk)
+                ON CONFLICT (tenant_id, subsystem, entity_id, field) DO UPDATE
+                   SET value = EXCLUDED.value, set_by_action = EXCLUDED.set_by_action,
+                       updated_at = now();
+            END IF;
+            IF c.reverted IS NOT NULL THEN
+                UPDATE actions SET status = 'rolled_back', updated_at = now()
+                 WHERE id = c.reverted;
+                UPDATE executions SET rolled_back_at = now(), rolled_back_by = it->>'action_id'
+                 WHERE id = c.reverted_execution;
+            END IF;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
