@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the local stack up (installing what is missing), migrations and
-# topics, the sample kernel output published, two workers executing it, and
-# the result shown. Safe to run again: the same actions change nothing twice.
+# topics, two workers, the sample kernel output previewed as a dry run and then
+# applied, one waiting action approved, and the result shown. Safe to run
+# again: the same actions change nothing twice.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -28,11 +29,24 @@ for n in 1 2; do
   pids+=($!)
 done
 
-step "publish $(basename "$SAMPLE") (invalid actions are refused, by name)"
-"$BIN/actionpool-producer" publish "$SAMPLE" || true
-
-step "waiting until every action is settled"
+step "preview: publish $(basename "$SAMPLE") as a dry run (invalid actions are refused, by name)"
+jq '.optimization_actions[] |= . + {dry_run: true}' "$SAMPLE" |
+  "$BIN/actionpool-producer" publish - || true
 "$BIN/actionpool-ctl" lag --wait 120 >/dev/null
+"$BIN/actionpool-ctl" report | sed -n '/Actions by subsystem/,/^$/p'
+
+step "apply: publish it for real (policy decides what runs now and what waits)"
+"$BIN/actionpool-producer" publish "$SAMPLE" 2>/dev/null || true
+"$BIN/actionpool-ctl" lag --wait 120 >/dev/null
+
+step "approve one waiting action (tier 2: pricing changes wait for a person)"
+if "$BIN/actionpool-ctl" approve acme-plan-pro-discount --by demo; then
+  for _ in $(seq 50); do # it executes within seconds, by itself
+    "$BIN/actionpool-ctl" report | sed -n '/Entity state/,/^$/p' | grep -q acme-plan-pro-discount && break
+    sleep 0.2
+  done
+fi
+"$BIN/actionpool-ctl" controls
 
 step "result"
 "$BIN/actionpool-ctl" report

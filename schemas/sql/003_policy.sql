@@ -234,11 +234,21 @@ BEGIN
             SELECT a.id, a.status, a.payload INTO pk, prior, stored FROM actions a
              WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'action_id';
             -- Preview, then apply: an action rehearsed as a dry run may come again
-            -- to be applied, unless its key has been used by another since.
-            IF FOUND AND prior = 'dry_run' AND it->>'status' <> 'dry_run'
-               AND NOT EXISTS (SELECT 1 FROM actions a
-                                WHERE a.idempotency_key = it->>'idempotency_key'
-                                  AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) THEN
+            -- to be applied; if another action has used its key since, it is a
+            -- duplicate of that one.
+            IF FOUND AND prior = 'dry_run' AND it->>'status' <> 'dry_run' THEN
+                SELECT a.id INTO owner_pk FROM actions a
+                 WHERE a.idempotency_key = it->>'idempotency_key'
+                   AND a.status NOT IN ('duplicate', 'rejected', 'dry_run');
+                IF owner_pk IS NOT NULL THEN
+                    UPDATE actions SET status = 'duplicate', duplicate_of = owner_pk,
+                                       status_reason = 'idempotency key already used by action row '
+                                                       || owner_pk, updated_at = now()
+                     WHERE id = pk;
+                    action_pk := pk; outcome := 'duplicate';
+                    RETURN NEXT;
+                    CONTINUE;
+                END IF;
                 UPDATE actions SET status = it->>'status', status_reason = it->>'reason',
                                    payload = it->'payload', attempts = attempts + 1,
                                    updated_at = now()

@@ -74,6 +74,17 @@ check "an action cannot be rolled back twice" "$(status_of r3)" \
 action d1 campaigns config_change cmp-1 budget_daily 160 | run_actions
 check "an action previewed as a dry run can then be applied" "$(status_of d1)" "executed"
 check "the apply changes the store" "$(state_of cmp-1 budget_daily)" "160"
+{ # two previews sharing a key, then both applied: the second is a duplicate
+  action dk1 campaigns config_change cmp-7 budget_daily 50 '"idempotency_key":"k-7","dry_run":true'
+  action dk2 campaigns config_change cmp-7 budget_daily 50 '"idempotency_key":"k-7","dry_run":true'
+} | run_actions
+{
+  action dk1 campaigns config_change cmp-7 budget_daily 50 '"idempotency_key":"k-7"'
+  action dk2 campaigns config_change cmp-7 budget_daily 50 '"idempotency_key":"k-7"'
+} | run_actions
+check "a previewed action whose key another took since is a duplicate" \
+  "$(sql "select d.status || ' of ' || o.action_id from actions d join actions o on o.id = d.duplicate_of where d.action_id = 'dk2'")" \
+  "duplicate of dk1"
 check "the preview and the apply are both in the audit trail" \
   "$(sql "select string_agg(e.mode, ',' order by e.id) from executions e join actions a on a.id = e.action_pk where a.action_id = 'd1'")" \
   "dry_run,apply"
