@@ -18,7 +18,7 @@ COMMON_SRC   := $(wildcard common/*.c)
 PRODUCER_SRC := producer/producer_main.c producer/fetch.c producer/budget_neutral.c
 CTL_SRC      := producer/ctl_main.c producer/migrate.c producer/lag.c \
                 producer/report.c producer/pg.c producer/table.c producer/summary.c \
-                producer/revert.c producer/controls.c
+                producer/revert.c producer/controls.c producer/breaker.c
 WORKER_SRC   := $(wildcard worker/*.c)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 
@@ -30,7 +30,7 @@ all: $(PROGRAMS)
 $(BIN)/actionpool-producer: $(call obj,$(PRODUCER_SRC) $(COMMON_SRC))
 $(BIN)/actionpool-ctl:      $(call obj,$(CTL_SRC) $(COMMON_SRC))
 $(BIN)/actionpool-worker:   $(call obj,$(WORKER_SRC) $(COMMON_SRC))
-$(BUILD)/unit-tests:        $(call obj,$(UNIT_SRC) $(COMMON_SRC))
+$(BUILD)/unit-tests:        $(call obj,$(UNIT_SRC) $(COMMON_SRC) producer/budget_neutral.c)
 
 $(PROGRAMS) $(BUILD)/unit-tests:
 	@mkdir -p $(dir $@)

@@ -83,6 +83,20 @@ static const setting settings[] = {
         "tier 1 needs estimated_impact (per month) above this"),
     INT(tier1_quiet_hours, "24", 0, 8760, AP_PROG_WORKER,
         "tier 1 needs the entity unchanged by another action for this long"),
+    INT(rate_limit_hourly, "10", 0, 1000000, AP_PROG_WORKER,
+        "executions per tenant and subsystem in the short window (0: no limit)"),
+    INT(rate_limit_daily, "50", 0, 10000000, AP_PROG_WORKER,
+        "executions per tenant and subsystem in the long window (0: no limit)"),
+    INT(rate_limit_hour_s, "3600", 1, 86400, AP_PROG_WORKER, "the short window, in seconds"),
+    INT(rate_limit_day_s, "86400", 1, 2678400, AP_PROG_WORKER, "the long window, in seconds"),
+    INT(breaker_window, "20", 1, 10000, AP_PROG_WORKER,
+        "executions per tenant and subsystem the circuit breaker looks back on"),
+    INT(breaker_failure_pct, "20", 0, 100, AP_PROG_WORKER,
+        "the breaker opens when more than this % of a full window failed"),
+    INT(breaker_consecutive, "3", 1, 1000, AP_PROG_WORKER,
+        "the breaker opens after this many failures in a row"),
+    STR_COMPUTED(alert_webhook_url, "", "none", AP_PROG_WORKER | AP_PROG_CTL,
+                 "alerts are also POSTed here as JSON"),
 };
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])

@@ -51,6 +51,14 @@ typedef struct ap_config {
     double tier1_min_confidence;
     double tier1_min_impact;
     int tier1_quiet_hours;
+    int rate_limit_hourly;       /* tokens per tenant x subsystem: short window */
+    int rate_limit_daily;        /* ... long window */
+    int rate_limit_hour_s;
+    int rate_limit_day_s;
+    int breaker_window;          /* circuit breaker per tenant x subsystem */
+    int breaker_failure_pct;
+    int breaker_consecutive;
+    char *alert_webhook_url;     /* "": none */
 
     ap_kafka_prop *kafka; /* passthrough properties, in the order given */
     int kafka_count;

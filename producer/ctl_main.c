@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "breaker.h"
 #include "config.h"
 #include "controls.h"
 #include "lag.h"
@@ -277,6 +278,7 @@ static void policy_usage(FILE *out) {
             "                      [--by NAME] [--reason TEXT]\n"
             "       actionpool-ctl autopilot on|off --tenant T [--entity CAMPAIGN] [--by NAME]\n"
             "       actionpool-ctl controls\n"
+            "       actionpool-ctl breaker status | breaker reset --tenant T --subsystem S\n"
             "\n"
             "The controls of policy, kept in Postgres and read by every worker in the\n"
             "transaction that executes:\n"
@@ -288,6 +290,8 @@ static void policy_usage(FILE *out) {
             "  protect      actions on the entity are rejected (do-not-contact, suppression)\n"
             "  autopilot    off: the tenant's (or campaign's) actions are only suggested\n"
             "  controls     what is in force, and how many actions wait\n"
+            "  breaker      the open circuit breakers (tenant x subsystem); reset closes one\n"
+            "               and lets the actions waiting on it run\n"
             "--by defaults to $USER. Exit status 1 when the request does not apply (an\n"
             "action not pending approval, a tenant not paused).\n");
 }
@@ -330,10 +334,19 @@ static int policy_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t
             return ap_fail(AP_ERR_INVALID, err, errsz, "autopilot needs on or off and --tenant"),
                    CTL_USAGE;
         st = ap_controls_autopilot(cfg, o->tenant, o->entity, on_off(o->target), by, err, errsz);
+    } else if (!strcmp(name, "breaker")) {
+        int reset = o->target && !strcmp(o->target, "reset");
+        if (!o->target || (!reset && strcmp(o->target, "status")) ||
+            (reset && (!o->tenant || !o->subsystem)))
+            return ap_fail(AP_ERR_INVALID, err, errsz,
+                           "breaker needs status, or reset with --tenant and --subsystem"),
+                   CTL_USAGE;
+        st = reset ? ap_breaker_reset(cfg, o->tenant, o->subsystem, by, err, errsz)
+                   : ap_breaker_status(cfg, stdout, err, errsz);
     } else {
         st = ap_controls_show(cfg, stdout, err, errsz);
     }
-    return st == AP_ERR_INVALID ? CTL_PROBLEM : exit_code(st);
+    return st == AP_ERR_INVALID ? CTL_PROBLEM : st == AP_ERR_REDIS ? CTL_USAGE : exit_code(st);
 }
 
 /* Options of the policy commands; returns like option_take. */
@@ -381,6 +394,8 @@ static const command commands[] = {
     {"autopilot", "on|off for a tenant or campaign (off: actions are only suggested)", "on|off",
      policy_usage, policy_run},
     {"controls", "what policy controls are in force, and what waits", NULL, policy_usage,
+     policy_run},
+    {"breaker", "status of the circuit breakers, or reset one", "status|reset", policy_usage,
      policy_run},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

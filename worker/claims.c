@@ -4,12 +4,86 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
-#define KEY_PREFIX "ap:idem:"
+/* ARGV: owner, lease_ms, now_ms, hourly, hour_ms, daily, day_ms, then per item
+ * key, scope ("" exempt). Returns per item {0, wait_ms} owned, {1, ""} busy,
+ * {2, outcome} done. Token members are the keys themselves. */
+static const char admit_lua[] =
+    "local owner, lease, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local hourly, hour_ms = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local daily, day_ms = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local out = {}\n"
+    "local function oldest(z) return tonumber(redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')[2]) end\n"
+    "for i = 8, #ARGV, 2 do\n"
+    "  local key, scope = ARGV[i], ARGV[i + 1]\n"
+    "  local ik = 'ap:idem:' .. key\n"
+    "  local held = redis.call('GET', ik)\n"
+    "  if held and held ~= owner then\n"
+    "    if string.sub(held, 1, 5) == 'done:' then out[#out + 1] = {2, string.sub(held, 6)}\n"
+    "    else out[#out + 1] = {1, ''} end\n"
+    "  else\n"
+    "    redis.call('SET', ik, owner, 'PX', lease)\n"
+    "    local wait = 0\n"
+    "    if scope ~= '' and redis.call('EXISTS', 'ap:breaker:open:' .. scope) == 1 then\n"
+    "      wait = -1\n"
+    "    elseif scope ~= '' and (hourly > 0 or daily > 0) then\n"
+    "      local h, d = 'ap:rate:h:' .. scope, 'ap:rate:d:' .. scope\n"
+    "      redis.call('ZREMRANGEBYSCORE', h, '-inf', now - hour_ms)\n"
+    "      redis.call('ZREMRANGEBYSCORE', d, '-inf', now - day_ms)\n"
+    "      if not redis.call('ZSCORE', h, key) then\n"
+    "        if hourly > 0 and redis.call('ZCARD', h) >= hourly then\n"
+    "          wait = oldest(h) + hour_ms - now\n"
+    "        elseif daily > 0 and redis.call('ZCARD', d) >= daily then\n"
+    "          wait = oldest(d) + day_ms - now\n"
+    "        else\n"
+    "          redis.call('ZADD', h, now, key)\n"
+    "          redis.call('ZADD', d, now, key)\n"
+    "          redis.call('PEXPIRE', h, hour_ms)\n"
+    "          redis.call('PEXPIRE', d, day_ms)\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    out[#out + 1] = {0, wait}\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV: window, failure_pct, consecutive, done_ttl_s, then per item key,
+ * outcome ("" release), scope, run (0 none, 1 ok, 2 failed, 3 held). Returns
+ * the scopes whose breaker this opened. */
+static const char report_lua[] =
+    "local window, pct, streak_max, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), "
+    "tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local opened = {}\n"
+    "for i = 5, #ARGV, 4 do\n"
+    "  local key, outcome, scope, run = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "  if outcome == '' then redis.call('DEL', 'ap:idem:' .. key)\n"
+    "  else redis.call('SET', 'ap:idem:' .. key, 'done:' .. outcome, 'EX', ttl) end\n"
+    "  if run == '3' then\n"
+    "    redis.call('ZREM', 'ap:rate:h:' .. scope, key)\n"
+    "    redis.call('ZREM', 'ap:rate:d:' .. scope, key)\n"
+    "  elseif run == '1' or run == '2' then\n"
+    "    local w, s = 'ap:breaker:window:' .. scope, 'ap:breaker:streak:' .. scope\n"
+    "    redis.call('LPUSH', w, run == '2' and 1 or 0)\n"
+    "    redis.call('LTRIM', w, 0, window - 1)\n"
+    "    local streak = run == '2' and redis.call('INCR', s) or 0\n"
+    "    if run == '1' then redis.call('SET', s, 0) end\n"
+    "    local fails, n = 0, 0\n"
+    "    for _, f in ipairs(redis.call('LRANGE', w, 0, -1)) do fails = fails + tonumber(f); n = n + 1 end\n"
+    "    if (streak >= streak_max or (n >= window and fails * 100 > pct * n))\n"
+    "       and redis.call('SET', 'ap:breaker:open:' .. scope,\n"
+    "           fails .. ' of the last ' .. n .. ' failed, ' .. streak .. ' in a row', 'NX') then\n"
+    "      opened[#opened + 1] = scope\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return opened\n";
 
 typedef struct finish {
-    char *key;
-    char outcome[32];
+    char *key, *scope; /* owned */
+    char outcome[32];  /* "": release */
+    ap_run run;
 } finish;
 
 struct ap_claims {
@@ -17,10 +91,11 @@ struct ap_claims {
     char host[256];
     int port;
     char owner[256]; /* "claim:<worker>" */
-    int lease_ms;
-    int done_ttl_s;
+    const ap_config *cfg; /* borrowed: limits, windows, breaker */
     finish *finishes;
     int finish_count, finish_cap;
+    char **opened; /* scopes the last report opened */
+    int opened_count;
 };
 
 static ap_status claims_connect(ap_claims *c, char *err, size_t errsz) {
@@ -39,9 +114,13 @@ static ap_status claims_connect(ap_claims *c, char *err, size_t errsz) {
     return AP_OK;
 }
 
-static ap_status claims_broken(ap_claims *c, char *err, size_t errsz, const char *what) {
+/* Drops the connection after a failure; err names what failed. */
+static ap_status claims_broken(ap_claims *c, const redisReply *r, char *err, size_t errsz,
+                               const char *what) {
     ap_fail(AP_ERR_REDIS, err, errsz, "redis %s: %s", what,
-            c->redis && c->redis->err ? c->redis->errstr : "unexpected reply");
+            r && r->type == REDIS_REPLY_ERROR ? r->str
+            : c->redis && c->redis->err       ? c->redis->errstr
+                                              : "unexpected reply");
     redisFree(c->redis);
     c->redis = NULL;
     return AP_ERR_REDIS;
@@ -56,8 +135,7 @@ ap_claims *ap_claims_new(const ap_config *cfg, char *err, size_t errsz) {
     snprintf(c->host, sizeof c->host, "%s", cfg->redis_host);
     c->port = cfg->redis_port;
     snprintf(c->owner, sizeof c->owner, "claim:%s", cfg->worker_id);
-    c->lease_ms = cfg->claim_lease_ms;
-    c->done_ttl_s = cfg->done_ttl_s;
+    c->cfg = cfg;
     if (claims_connect(c, err, errsz)) {
         free(c);
         return NULL;
@@ -65,72 +143,140 @@ ap_claims *ap_claims_new(const ap_config *cfg, char *err, size_t errsz) {
     return c;
 }
 
-/* Appends the queued finishes to the pipeline; returns how many. */
-static int append_finishes(ap_claims *c) {
-    char value[64];
-    for (int i = 0; i < c->finish_count; i++) {
-        if (!c->finishes[i].outcome[0]) { /* released */
-            redisAppendCommand(c->redis, "DEL " KEY_PREFIX "%s", c->finishes[i].key);
-            continue;
-        }
-        snprintf(value, sizeof value, "done:%s", c->finishes[i].outcome);
-        redisAppendCommand(c->redis, "SET " KEY_PREFIX "%s %s EX %d", c->finishes[i].key, value,
-                           c->done_ttl_s);
-    }
-    return c->finish_count;
+static long long now_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* Reads the replies of `count` finishes and forgets them once all arrived. */
-static ap_status read_finishes(ap_claims *c, int count, char *err, size_t errsz) {
-    for (int i = 0; i < count; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c->redis, (void **)&r) != REDIS_OK)
-            return claims_broken(c, err, errsz, "finish");
-        freeReplyObject(r);
+/* Appends one EVAL of `script` with argv[0..argc) to the pipeline. */
+static void append_eval(ap_claims *c, const char *script, int argc, const char **argv) {
+    const char **args = malloc((size_t)(argc + 3) * sizeof *args);
+    size_t *lens = malloc((size_t)(argc + 3) * sizeof *lens);
+    if (!args || !lens) { /* the reply read will fail: the batch is retried */
+        free(args);
+        free(lens);
+        return;
     }
-    for (int i = 0; i < c->finish_count; i++)
+    args[0] = "EVAL", args[1] = script, args[2] = "0";
+    for (int i = 0; i < argc; i++)
+        args[i + 3] = argv[i];
+    for (int i = 0; i < argc + 3; i++)
+        lens[i] = strlen(args[i]);
+    redisAppendCommandArgv(c->redis, argc + 3, args, lens);
+    free(lens);
+    free(args);
+}
+
+static void clear_opened(ap_claims *c) {
+    for (int i = 0; i < c->opened_count; i++)
+        free(c->opened[i]);
+    c->opened_count = 0;
+}
+
+/* Appends the report of the queued finishes; returns 1 when there was one. */
+static int append_report(ap_claims *c) {
+    if (!c->finish_count)
+        return 0;
+    const ap_config *cfg = c->cfg;
+    char nums[4][16], runs[4][2] = {"0", "1", "2", "3"};
+    snprintf(nums[0], 16, "%d", cfg->breaker_window);
+    snprintf(nums[1], 16, "%d", cfg->breaker_failure_pct);
+    snprintf(nums[2], 16, "%d", cfg->breaker_consecutive);
+    snprintf(nums[3], 16, "%d", cfg->done_ttl_s);
+    int argc = 4 + 4 * c->finish_count;
+    const char **argv = malloc((size_t)argc * sizeof *argv);
+    if (!argv)
+        return 0;
+    for (int i = 0; i < 4; i++)
+        argv[i] = nums[i];
+    for (int i = 0; i < c->finish_count; i++) {
+        const finish *f = &c->finishes[i];
+        argv[4 + 4 * i] = f->key;
+        argv[5 + 4 * i] = f->outcome;
+        argv[6 + 4 * i] = f->scope ? f->scope : "";
+        argv[7 + 4 * i] = runs[f->run];
+    }
+    append_eval(c, report_lua, argc, (const char **)argv);
+    free(argv);
+    return 1;
+}
+
+/* Reads the report's reply: notes the breakers it opened, forgets the finishes. */
+static ap_status read_report(ap_claims *c, char *err, size_t errsz) {
+    redisReply *r = NULL;
+    if (redisGetReply(c->redis, (void **)&r) != REDIS_OK || r->type != REDIS_REPLY_ARRAY) {
+        ap_status st = claims_broken(c, r, err, errsz, "report");
+        freeReplyObject(r);
+        return st;
+    }
+    char **grown = realloc(c->opened, (r->elements + 1) * sizeof *grown);
+    if (grown)
+        c->opened = grown;
+    for (size_t i = 0; grown && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            (c->opened[c->opened_count] = strdup(r->element[i]->str)))
+            c->opened_count++;
+    freeReplyObject(r);
+    for (int i = 0; i < c->finish_count; i++) {
         free(c->finishes[i].key);
+        free(c->finishes[i].scope);
+    }
     c->finish_count = 0;
     return AP_OK;
 }
 
-ap_status ap_claims_take(ap_claims *c, const char *const *keys, int n, ap_claim *results,
-                         char (*outcomes)[32], char *err, size_t errsz) {
+ap_status ap_claims_take(ap_claims *c, ap_guard_item *items, int n, char *err, size_t errsz) {
+    clear_opened(c);
     ap_status st = claims_connect(c, err, errsz);
     if (st)
         return st;
-    int finishes = append_finishes(c);
-    for (int i = 0; i < n; i++) /* SET NX GET: claims, or returns who holds the key */
-        redisAppendCommand(c->redis, "SET " KEY_PREFIX "%s %s NX PX %d GET", keys[i], c->owner,
-                           c->lease_ms);
-    if ((st = read_finishes(c, finishes, err, errsz)))
-        return st;
+    const ap_config *cfg = c->cfg;
+    char nums[6][24];
+    snprintf(nums[0], 24, "%d", cfg->claim_lease_ms);
+    snprintf(nums[1], 24, "%lld", now_ms());
+    snprintf(nums[2], 24, "%d", cfg->rate_limit_hourly);
+    snprintf(nums[3], 24, "%lld", (long long)cfg->rate_limit_hour_s * 1000);
+    snprintf(nums[4], 24, "%d", cfg->rate_limit_daily);
+    snprintf(nums[5], 24, "%lld", (long long)cfg->rate_limit_day_s * 1000);
+    const char **argv = malloc((size_t)(7 + 2 * n) * sizeof *argv);
+    if (!argv)
+        return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
+    argv[0] = c->owner;
+    for (int i = 0; i < 6; i++)
+        argv[1 + i] = nums[i];
     for (int i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c->redis, (void **)&r) != REDIS_OK)
-            return claims_broken(c, err, errsz, "claim");
-        if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_STRING && !strcmp(r->str, c->owner))) {
-            results[i] = AP_CLAIM_OWNED;
-        } else if (r->type == REDIS_REPLY_STRING && !strncmp(r->str, "done:", 5)) {
-            results[i] = AP_CLAIM_DONE;
-            if (outcomes)
-                snprintf(outcomes[i], 32, "%s", r->str + 5);
-        } else if (r->type == REDIS_REPLY_STRING) {
-            results[i] = AP_CLAIM_BUSY;
-        } else {
-            ap_fail(AP_ERR_REDIS, err, errsz, "redis claim: %s",
-                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-            freeReplyObject(r);
-            redisFree(c->redis);
-            c->redis = NULL;
-            return AP_ERR_REDIS;
-        }
-        freeReplyObject(r);
+        argv[7 + 2 * i] = items[i].key;
+        argv[8 + 2 * i] = items[i].scope ? items[i].scope : "";
     }
+    int reported = append_report(c);
+    append_eval(c, admit_lua, 7 + 2 * n, argv);
+    free(argv);
+    if (reported && (st = read_report(c, err, errsz)))
+        return st;
+
+    redisReply *r = NULL;
+    if (redisGetReply(c->redis, (void **)&r) != REDIS_OK || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != (size_t)n) {
+        st = claims_broken(c, r, err, errsz, "claim");
+        freeReplyObject(r);
+        return st;
+    }
+    for (int i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        long kind = e->element[0]->integer;
+        items[i].claim = kind == 0 ? AP_CLAIM_OWNED : kind == 1 ? AP_CLAIM_BUSY : AP_CLAIM_DONE;
+        items[i].wait_ms = kind == 0 ? (long)e->element[1]->integer : 0;
+        items[i].outcome[0] = '\0';
+        if (kind == 2)
+            snprintf(items[i].outcome, sizeof items[i].outcome, "%s", e->element[1]->str);
+    }
+    freeReplyObject(r);
     return AP_OK;
 }
 
-ap_status ap_claims_finish(ap_claims *c, const char *key, const char *outcome) {
+ap_status ap_claims_finish(ap_claims *c, const ap_guard_item *item, const char *outcome,
+                           ap_run run) {
     if (c->finish_count == c->finish_cap) {
         int cap = c->finish_cap ? c->finish_cap * 2 : 512;
         finish *grown = realloc(c->finishes, (size_t)cap * sizeof *grown);
@@ -140,32 +286,51 @@ ap_status ap_claims_finish(ap_claims *c, const char *key, const char *outcome) {
         c->finish_cap = cap;
     }
     finish *f = &c->finishes[c->finish_count];
-    if (!(f->key = strdup(key)))
+    f->key = strdup(item->key);
+    f->scope = item->scope ? strdup(item->scope) : NULL;
+    if (!f->key || (item->scope && !f->scope)) {
+        free(f->key);
+        free(f->scope);
         return AP_ERR_NOMEM;
+    }
     snprintf(f->outcome, sizeof f->outcome, "%s", outcome ? outcome : "");
+    f->run = item->scope ? run : AP_RUN_NONE;
     c->finish_count++;
     return AP_OK;
 }
 
 ap_status ap_claims_flush(ap_claims *c, char *err, size_t errsz) {
+    clear_opened(c);
     ap_status st = claims_connect(c, err, errsz);
     if (st)
         return st;
-    if (c->finish_count)
-        return read_finishes(c, append_finishes(c), err, errsz);
+    if (append_report(c))
+        return read_report(c, err, errsz);
     redisReply *r = redisCommand(c->redis, "PING");
     if (!r)
-        return claims_broken(c, err, errsz, "ping");
+        return claims_broken(c, NULL, err, errsz, "ping");
     freeReplyObject(r);
     return AP_OK;
+}
+
+int ap_claims_opened_count(const ap_claims *c) {
+    return c->opened_count;
+}
+
+const char *ap_claims_opened(const ap_claims *c, int i) {
+    return i >= 0 && i < c->opened_count ? c->opened[i] : NULL;
 }
 
 void ap_claims_free(ap_claims *c) {
     if (!c)
         return;
-    for (int i = 0; i < c->finish_count; i++)
+    for (int i = 0; i < c->finish_count; i++) {
         free(c->finishes[i].key);
+        free(c->finishes[i].scope);
+    }
     free(c->finishes);
+    clear_opened(c);
+    free(c->opened);
     redisFree(c->redis);
     free(c);
 }

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "action.h"
+#include "alerts.h"
 #include "dead_letter.h"
 #include "http_stage.h"
 #include "log.h"
@@ -16,7 +17,9 @@ typedef struct item {
     item_kind kind;
     ap_action action;
     char reason[1024];
-    const char *status; /* what to record: "executed", "dry_run" or "rejected" */
+    const char *status;       /* what to record: "executed", "dry_run" or "rejected" */
+    char scope[AP_KEY_MAX];   /* "<tenant>:<subsystem>": its rate limit and breaker */
+    long wait_ms;             /* what the guards said: 0 go, > 0 no token yet, -1 breaker open */
 } item;
 
 /* Reads one message into an item: a dead letter, a rejection or an execution. */
@@ -80,6 +83,11 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
     json_t *revert_of = json_object_get(a->json, "revert_of");
     if (revert_of)
         json_object_set(j, "revert_of", revert_of);
+    if (it->wait_ms)
+        json_object_set_new(j, "wait",
+                            json_pack("{s:s, s:I}", "reason",
+                                      it->wait_ms < 0 ? "breaker_open" : "rate_limit", "ms",
+                                      (json_int_t)it->wait_ms));
     const ap_field_rule *rule =
         ap_subsystem_field(ap_executor_map_subsystem(p->map, a->subsystem), a->field);
     if (rule && rule->budget_guardrail)
@@ -96,8 +104,7 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
  * (AP_ERR_BUSY); a finished one needs no request (Postgres records it as
  * redelivered or duplicate). */
 static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
-                          const char *const *keys, const ap_claim *claims, int nkeys, char *err,
-                          size_t errsz) {
+                          const ap_guard_item *guards, int nkeys, char *err, size_t errsz) {
     ap_http_job *jobs = calloc((size_t)nkeys + 1, sizeof *jobs);
     int njobs = 0;
     size_t row = 0;
@@ -110,11 +117,11 @@ static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
         json_t *record = json_array_get(batch, row++);
         if (items[i].kind != ITEM_EXECUTE)
             continue;
-        int key = k++; /* keys[] holds the ITEM_EXECUTE items in order */
+        int key = k++; /* guards[] holds the ITEM_EXECUTE items in order */
         if (!ap_connector_route_for(p->connector, &items[i].action) ||
-            claims[key] == AP_CLAIM_DONE)
+            guards[key].claim == AP_CLAIM_DONE)
             continue;
-        if (claims[key] == AP_CLAIM_BUSY) {
+        if (guards[key].claim == AP_CLAIM_BUSY) {
             st = ap_fail(AP_ERR_BUSY, err, errsz,
                          "action '%s': idempotency key held by another worker",
                          items[i].action.action_id);
@@ -122,13 +129,39 @@ static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
         }
         int seen = 0;
         for (int j = 0; j < key && !seen; j++)
-            seen = !strcmp(keys[j], keys[key]);
+            seen = !strcmp(guards[j].key, guards[key].key);
         if (!seen)
             jobs[njobs++] = (ap_http_job){.action = &items[i].action, .item = record};
     }
     if (!st && njobs)
         st = ap_http_stage_run(p->store, p->connector, p->http, jobs, njobs, err, errsz);
     free(jobs);
+    return st;
+}
+
+/* Alerts for the circuit breakers the last report to Redis opened. */
+static void note_opened_breakers(ap_pipeline *p) {
+    for (int i = 0; i < ap_claims_opened_count(p->claims); i++) {
+        const char *scope = ap_claims_opened(p->claims, i);
+        char tenant[AP_KEY_MAX], message[AP_KEY_MAX + 128];
+        snprintf(tenant, sizeof tenant, "%s", scope);
+        char *colon = strrchr(tenant, ':');
+        if (colon)
+            *colon = '\0';
+        snprintf(message, sizeof message,
+                 "circuit breaker of %s opened: its executions wait until "
+                 "actionpool-ctl breaker reset",
+                 scope);
+        ap_metrics_set_breaker(p->metrics, scope, 1);
+        ap_alert_raise(p->store, p->cfg->alert_webhook_url, "breaker_open", tenant,
+                       colon ? colon + 1 : NULL, message);
+    }
+}
+
+ap_status ap_pipeline_idle(ap_pipeline *p, char *err, size_t errsz) {
+    ap_status st = ap_claims_flush(p->claims, err, errsz);
+    if (!st)
+        note_opened_breakers(p);
     return st;
 }
 
@@ -158,13 +191,12 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     ap_status st = AP_OK;
     char today[11];
     item *items = calloc((size_t)n, sizeof *items);
-    const char **keys = calloc((size_t)n, sizeof *keys);
+    ap_guard_item *guards = calloc((size_t)n, sizeof *guards);
     int *key_item = calloc((size_t)n, sizeof *key_item);
-    ap_claim *claims = calloc((size_t)n, sizeof *claims);
     char(*outcomes)[32] = calloc((size_t)n, sizeof *outcomes);
     json_t *batch = json_array();
     int nkeys = 0, dead = 0;
-    if (!items || !keys || !key_item || !claims || !outcomes || !batch) {
+    if (!items || !guards || !key_item || !outcomes || !batch) {
         st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         goto out;
     }
@@ -172,10 +204,14 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     ap_today_utc(today);
     for (int i = 0; i < n; i++) {
         item_read(p, msgs[i], today, &items[i]);
-        if (items[i].kind == ITEM_EXECUTE) {
-            key_item[nkeys] = i;
-            keys[nkeys++] = items[i].action.idempotency_key;
-        }
+        if (items[i].kind != ITEM_EXECUTE)
+            continue;
+        item *it = &items[i];
+        snprintf(it->scope, sizeof it->scope, "%s:%s", it->action.tenant_id, it->action.subsystem);
+        key_item[nkeys] = i;
+        guards[nkeys++] = (ap_guard_item){.key = it->action.idempotency_key,
+                                          .scope = strcmp(it->status, "dry_run") ? it->scope
+                                                                                 : NULL};
     }
 
     struct timespec started;
@@ -183,13 +219,17 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     /* For the built-in store the Postgres transaction below is the guard; the
      * claim makes a key's owner known to every replica (and to targets whose
      * effect a database constraint cannot undo). */
-    if (nkeys && (st = ap_claims_take(p->claims, keys, nkeys, claims, NULL, err, errsz)))
+    if (nkeys && (st = ap_claims_take(p->claims, guards, nkeys, err, errsz)))
         goto out;
+    note_opened_breakers(p);
+    for (int k = 0; k < nkeys; k++)
+        if (guards[k].claim == AP_CLAIM_OWNED)
+            items[key_item[k]].wait_ms = guards[k].wait_ms;
 
     for (int i = 0; i < n; i++)
         if (items[i].kind != ITEM_DEAD_LETTER)
             json_array_append_new(batch, item_json(p, msgs[i], &items[i], i));
-    if (p->connector && (st = run_live(p, items, n, batch, keys, claims, nkeys, err, errsz)))
+    if (p->connector && (st = run_live(p, items, n, batch, guards, nkeys, err, errsz)))
         goto out;
     if (json_array_size(batch) && (st = ap_store_record(p->store, batch, outcomes, n, err, errsz)))
         goto out;
@@ -211,9 +251,14 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     double took = seconds_since(&started);
     for (int k = 0; k < nkeys; k++) {
         const char *outcome = outcomes[key_item[k]];
-        int final = strcmp(outcome, "dry_run") && strcmp(outcome, "failed");
-        if (claims[k] == AP_CLAIM_OWNED)
-            ap_claims_finish(p->claims, keys[k], final ? outcome : NULL);
+        int final = strcmp(outcome, "dry_run") && strcmp(outcome, "failed") &&
+                    strcmp(outcome, "received") && strcmp(outcome, "pending_approval");
+        ap_run run = guards[k].wait_ms           ? AP_RUN_NONE /* took no token */
+                     : !strcmp(outcome, "executed") ? AP_RUN_OK
+                     : !strcmp(outcome, "failed")   ? AP_RUN_FAILED
+                                                    : AP_RUN_HELD;
+        if (guards[k].claim == AP_CLAIM_OWNED)
+            ap_claims_finish(p->claims, &guards[k], final ? outcome : NULL, run);
     }
     ap_metrics_observe_batch(p->metrics, n);
     for (int i = 0; i < n; i++) {
@@ -249,9 +294,8 @@ out:
         ap_action_release(&items[i].action);
     json_decref(batch);
     free(outcomes);
-    free(claims);
     free(key_item);
-    free(keys);
+    free(guards);
     free(items);
     return st;
 }

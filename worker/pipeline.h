@@ -46,4 +46,9 @@ typedef struct ap_pipeline {
 ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char *err,
                           size_t errsz);
 
+/* An idle turn: sends the Redis guards what the last batches left queued
+ * (finished keys, breaker outcomes, token refunds) and raises an alert for
+ * each breaker that opened. AP_OK when Redis answered. */
+ap_status ap_pipeline_idle(ap_pipeline *p, char *err, size_t errsz);
+
 #endif

@@ -111,6 +111,23 @@ json_t *ap_store_take_due(ap_store *s, int n, int lease_s, char *err, size_t err
                       2, params, "taking due actions", err, errsz);
 }
 
+ap_status ap_store_alert(ap_store *s, const char *kind, const char *tenant, const char *subsystem,
+                         const char *message, char *err, size_t errsz) {
+    ap_status st = store_connect(s, err, errsz);
+    if (st)
+        return st;
+    const char *params[] = {kind, tenant, subsystem, message};
+    PGresult *res = PQexecParams(s->pg,
+                                 "INSERT INTO alerts (kind, tenant_id, subsystem, message) "
+                                 "VALUES ($1, $2, $3, $4)",
+                                 4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        st = ap_fail(AP_ERR_PG, err, errsz, "recording an alert failed: %s",
+                     PQresultErrorMessage(res));
+    PQclear(res);
+    return st;
+}
+
 ap_status ap_store_ping(ap_store *s, char *err, size_t errsz) {
     ap_status st = store_connect(s, err, errsz);
     if (st)

@@ -33,6 +33,10 @@ json_t *ap_store_prepare(ap_store *s, const json_t *items, char *err, size_t err
  * NULL with err set on failure. */
 json_t *ap_store_take_due(ap_store *s, int n, int lease_s, char *err, size_t errsz);
 
+/* Records an alert row (kind, tenant, subsystem may be NULL). */
+ap_status ap_store_alert(ap_store *s, const char *kind, const char *tenant, const char *subsystem,
+                         const char *message, char *err, size_t errsz);
+
 /* A round trip (reconnecting when needed): AP_OK when Postgres answers. */
 ap_status ap_store_ping(ap_store *s, char *err, size_t errsz);
 

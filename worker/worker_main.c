@@ -85,11 +85,11 @@ static void resume_due(ap_store *store, ap_publisher *publisher, const ap_config
     json_decref(due);
 }
 
-/* Idle turn: send pending claim finishes (or ping), ping Postgres, and tell
- * /readyz what answered. */
-static void check_stores(ap_health *h, ap_claims *claims, ap_store *store, ap_consumer *c) {
+/* Once a second: send the Redis guards what is queued (or ping), ping
+ * Postgres, and tell /readyz what answered. */
+static void check_stores(ap_health *h, ap_pipeline *p, ap_store *store, ap_consumer *c) {
     char err[512];
-    int redis_ok = ap_claims_flush(claims, err, sizeof err) == AP_OK;
+    int redis_ok = ap_pipeline_idle(p, err, sizeof err) == AP_OK;
     if (!redis_ok)
         ap_log(AP_LOG_WARN, "redis not answering", "error", err, NULL);
     int pg_ok = ap_store_ping(store, err, sizeof err) == AP_OK;
@@ -259,7 +259,7 @@ int main(int argc, char **argv) {
         if (n && run_until_durable(&pipeline, consumer, health, msgs, n) == 0)
             ap_consumer_store(consumer, msgs, n);
         if (time(NULL) != last_check) { /* once a second */
-            check_stores(health, claims, store, consumer);
+            check_stores(health, &pipeline, store, consumer);
             resume_due(store, dead_letters, &cfg);
             last_check = time(NULL);
         }
@@ -271,7 +271,7 @@ int main(int argc, char **argv) {
         }
     }
     ap_health_set(health, AP_HEALTH_ASSIGNED, 0);
-    if (ap_claims_flush(claims, err, sizeof err))
+    if (ap_pipeline_idle(&pipeline, err, sizeof err))
         ap_log(AP_LOG_WARN, "claim finishes not sent", "error", err, NULL);
     log_stats("worker stopping", &pipeline.stats);
 

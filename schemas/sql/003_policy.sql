@@ -10,6 +10,8 @@
 --   kill_switch, paused  — until the control is lifted (checked again each time)
 --   behind               — an earlier action on the same entity is still waiting
 --   approved             — a tier-2 action approved with actionpool-ctl approve
+--   rate_limit           — until a token of its tenant x subsystem frees
+--   breaker_open         — until ops reset the circuit breaker of its scope
 -- A resumed message executes only if its payload is the one stored: producing a
 -- message can neither approve an action nor change an approved one.
 
@@ -59,7 +61,7 @@ CREATE INDEX actions_waiting ON actions (not_before) WHERE status = 'received';
 -- (status, reason, wait_reason); all NULL: it may. `resumed` is true for an
 -- action that already waited (its approval, if any, counts).
 CREATE FUNCTION ap_policy(it jsonb, pk bigint, resumed boolean,
-    OUT status text, OUT reason text, OUT wait_reason text)
+    OUT status text, OUT reason text, OUT wait_reason text, OUT not_before timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     t  text := it->>'tenant_id';
@@ -116,6 +118,7 @@ BEGIN
      ORDER BY k.scope = 'global' DESC LIMIT 1;
     IF FOUND THEN
         status := 'received';
+        not_before := now();
         wait_reason := CASE WHEN c.scope = 'global' THEN 'kill_switch' ELSE 'paused' END;
         reason := CASE WHEN c.scope = 'global' THEN 'kill switch is on'
                        ELSE format('%s %s is paused', c.scope, c.target) END;
@@ -127,6 +130,23 @@ BEGIN
         status := 'received';
         wait_reason := 'behind';
         reason := 'waits behind an earlier action on the same entity';
+        not_before := now();
+        RETURN;
+    END IF;
+
+    -- What the Redis guards said (the worker's item member "wait"): no rate-limit
+    -- token for `ms` milliseconds, or the scope's circuit breaker is open (until
+    -- actionpool-ctl breaker reset).
+    IF it ? 'wait' THEN
+        status := 'received';
+        wait_reason := it->'wait'->>'reason';
+        IF wait_reason = 'breaker_open' THEN
+            reason := format('the circuit breaker of %s/%s is open', t, s);
+            not_before := 'infinity';
+        ELSE
+            reason := format('rate limit of %s/%s reached', t, s);
+            not_before := now() + make_interval(secs => (it->'wait'->>'ms')::numeric / 1000);
+        END IF;
     END IF;
 END;
 $$;
@@ -294,7 +314,7 @@ BEGIN
             IF p.status IS NOT NULL THEN
                 UPDATE actions SET status = p.status, status_reason = p.reason,
                                    wait_reason = p.wait_reason, updated_at = now(),
-                                   not_before = CASE WHEN p.status = 'received' THEN now() END
+                                   not_before = p.not_before
                  WHERE id = pk;
                 outcome := p.status;
                 RETURN NEXT;

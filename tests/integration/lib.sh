@@ -17,9 +17,9 @@ say() { printf '  %s\n' "$*"; }
 
 # Fresh database, topics and Redis keys for this test; applies the migrations.
 # Tests of the execution mechanics run with every action at tier 1 and no
-# quiet period (the executor map's accepts tiers set to 1, in a copy), so that
-# policy does not hold their load back; `test_begin policy` keeps the real map
-# and thresholds.
+# quiet period (the executor map's accepts tiers set to 1, in a copy) and no
+# rate limit, so that policy does not hold their load back; `test_begin policy`
+# keeps the real map and thresholds.
 test_begin() {
   local db=$TEST_ID
   if [[ ${1:-} != policy ]]; then
@@ -28,7 +28,8 @@ test_begin() {
     jq '.subsystems[].accepts |= map_values(1)' "$REPO/schemas/executor_map.json" \
       >"$TEST_DIR/schemas/executor_map.json"
     export ACTIONPOOL_SCHEMA_DIR=$TEST_DIR/schemas ACTIONPOOL_TIER1_QUIET_HOURS=0 \
-      ACTIONPOOL_TIER1_MIN_CONFIDENCE=0 ACTIONPOOL_TIER1_MIN_IMPACT=0
+      ACTIONPOOL_TIER1_MIN_CONFIDENCE=0 ACTIONPOOL_TIER1_MIN_IMPACT=0 \
+      ACTIONPOOL_RATE_LIMIT_HOURLY=0 ACTIONPOOL_RATE_LIMIT_DAILY=0
   fi
   PGOPTIONS="-c client_min_messages=warning" psql -X -q -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres -d postgres \
     -c "drop database if exists $db" -c "create database $db owner actionpool" >/dev/null ||

@@ -26,6 +26,7 @@ typedef struct unit_test {
 
 /* The tables, one per test file, each ending with {0}. */
 extern const unit_test unit_action_tests[];
+extern const unit_test unit_budget_neutral_tests[];
 extern const unit_test unit_config_tests[];
 extern const unit_test unit_executor_map_tests[];
 extern const unit_test unit_kernel_output_tests[];

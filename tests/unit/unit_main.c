@@ -16,8 +16,8 @@
 #include "unit.h"
 
 static const unit_test *const suites[] = {
-    unit_action_tests,        unit_config_tests,   unit_executor_map_tests,
-    unit_kernel_output_tests, unit_validate_tests,
+    unit_action_tests,       unit_budget_neutral_tests, unit_config_tests,
+    unit_executor_map_tests, unit_kernel_output_tests,  unit_validate_tests,
 };
 
 #define NSUITES (sizeof suites / sizeof suites[0])

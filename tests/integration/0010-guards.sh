@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The guards every replica shares, with three workers at once: rate-limit
+# tokens (exactly the limit executes now, the rest later, by itself), circuit
+# breakers per tenant x subsystem (open for one, not for others; alert; reset),
+# the kill switch flipped mid-run, and a worker killed while holding claims.
+source "$(dirname "$0")/lib.sh"
+test_begin
+CTL=$BIN/actionpool-ctl
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+action() { # ID TENANT SUBSYSTEM ENTITY FIELD VALUE
+  printf '{"action_id":"%s","tenant_id":"%s","owner_subsystem":"%s","action_type":"config_change","entity_id":"%s","proposed_change":{"field":"%s","value":%s},"guardrails":{"max_daily_spend":100000},"confidence":0.9,"estimated_impact":100,"created_at":"%s"}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$6" "$NOW"
+}
+executed() { sql "select count(*) from actions where status = 'executed' and action_id like '$1%'"; }
+three_workers() {
+  for w in w1 w2 w3; do worker_start "$w" "$@"; done
+  wait_ready w1 w2 w3
+}
+stop_all() { for w in w1 w2 w3; do worker_stop "$w"; done; }
+
+# ---- rate limits: 100 actions of one tenant, 10 per 8 s
+three_workers --rate-limit-hourly 10 --rate-limit-hour-s 8
+for i in $(seq 100); do action "rl-$i" acme routing "team-$i" capacity_per_rep 10; done |
+  publish - >/dev/null 2>&1
+wait_drained 60
+check "exactly the limit executes now" "$(executed rl-)" 10
+check "the rest wait for a token, not failed" \
+  "$(sql "select count(*) from actions where status = 'received' and wait_reason = 'rate_limit'")" 90
+sleep 9
+check "when tokens free, the next 10 run by themselves" "$(executed rl-)" 20
+stop_all
+
+# ---- circuit breakers, against a live endpoint that fails for one tenant
+python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/port" \
+  --log "$TEST_DIR/requests.jsonl" --max-seconds 300 \
+  --rule '/campaign/acme-={"status": 503}' >/dev/null 2>&1 &
+TARGET=$!
+for _ in $(seq 50); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
+BASE=http://127.0.0.1:$(cat "$TEST_DIR/port")
+export ACTIONPOOL_ADOBE_BASE_URL=$BASE ACTIONPOOL_ADOBE_TOKEN=t ACTIONPOOL_ADOBE_API_KEY=k ACTIONPOOL_CRM_TOKEN=t
+three_workers --connector-file "$REPO/schemas/examples/connector.json" --http-timeout-ms 2000
+for i in 1 2 3; do action "br-a$i" acme campaigns "acme-$i" budget_daily 100; done | publish - >/dev/null 2>&1
+wait_drained 60
+for i in 1 2; do action "br-g$i" globex campaigns "globex-$i" budget_daily 100; done | publish - >/dev/null 2>&1
+wait_drained 60
+action br-a4 acme campaigns acme-4 budget_daily 100 | publish - >/dev/null 2>&1
+wait_drained 60
+check "three failures in a row: the tenant's subsystem waits behind an open breaker" \
+  "$(sql "select status || ' ' || wait_reason from actions where action_id = 'br-a4'")" "received breaker_open"
+check "other tenants go on" "$(executed br-g)" 2
+check "the opening is an alert" "$(sql "select count(*) from alerts where kind = 'breaker_open' and tenant_id = 'acme' and subsystem = 'campaigns'")" 1
+check_match "ctl breaker status shows it" "$("$CTL" breaker status)" "^acme:campaigns open: .*; 1 actions wait"
+curl -s -X POST "$BASE/_reset" >/dev/null # the platform is fixed
+out=$("$CTL" breaker reset --tenant acme --subsystem campaigns --by ops)
+check_match "reset closes it and resumes what waited" "$out" "reset by ops; 1 waiting actions resume"
+for _ in $(seq 100); do [[ $(executed br-a4) == 1 ]] && break; sleep 0.1; done
+check "the waiting action then executes" "$(executed br-a4)" 1
+kill "$TARGET" 2>/dev/null
+stop_all
+
+# ---- kill switch mid-run, and a worker killed holding claims
+N=6000
+python3 "$REPO/tests/integration/gen_actions.py" --count "$N" --seed 10 --prefix ks >"$TEST_DIR/load.jsonl"
+three_workers --budget-max-increase-pct 1000 --batch-size 100
+publish "$TEST_DIR/load.jsonl" >/dev/null 2>&1
+for _ in $(seq 200); do (($(executed ks-) > 500)) && break; sleep 0.05; done
+worker_stop w2 KILL # holding claims of its batch
+"$CTL" kill-switch on --by ops >/dev/null
+sleep 3
+at_flip=$(executed ks-)
+say "kill switch on after $at_flip of $N"
+check "the kill switch came mid-run" "$((at_flip > 0 && at_flip < N))" 1
+check "no execution began after the kill switch was on" \
+  "$(sql "select count(*) from executions where mode = 'apply' and executed_at > (select set_at + interval '500 ms' from controls where scope = 'global')")" 0
+sleep 2
+check "and none since" "$(executed ks-)" "$at_flip"
+"$CTL" kill-switch off --by ops >/dev/null
+wait_drained 120
+for _ in $(seq 300); do [[ $(executed ks-) == "$N" ]] && break; sleep 0.1; done
+check "after it, every action executed (the killed worker's claims expired or were redone)" "$(executed ks-)" "$N"
+check "none twice" "$(sql "select count(*) from (select action_pk from executions where mode = 'apply' group by 1 having count(*) > 1) x")" 0
+
+test_end
