@@ -3,6 +3,7 @@
 #   make asan       the same with AddressSanitizer + UBSan, in build/asan/bin
 #   make test       unit tests (no servers), then integration tests on their own stack
 #   make demo       local stack up, sample kernel output through two workers, result shown
+#   make bench      throughput benchmark (bench/README.md); make bench BENCH_ARGS="--full --profile"
 
 CC      ?= cc
 PKGS    := rdkafka hiredis jansson libcurl libpq
@@ -65,10 +66,14 @@ demo: deps
 	$(MAKE) all
 	deploy/local/demo.sh
 
+bench: deps
+	$(MAKE) all
+	bench/run.sh $(BENCH_ARGS)
+
 format-check:
 	clang-format --dry-run --Werror common/*.[ch] producer/*.[ch] worker/*.[ch] tests/unit/*.[ch]
 
 clean:
 	rm -rf build bin
 
-.PHONY: all asan deps unit test demo format-check clean
+.PHONY: all asan deps unit test demo bench format-check clean

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "pg.h"
+#include "webhook.h"
 
 /* One statement and how many of the shared parameters ($1..$n) it uses. */
 typedef struct stmt {
@@ -55,6 +57,13 @@ ap_status ap_controls_kill_switch(const ap_config *cfg, int on, const char *by, 
          3},
     };
     ap_status st = apply(cfg, stmts, 2, params, "kill switch", NULL, err, errsz);
+    if (!st) {
+        char message[512];
+        snprintf(message, sizeof message, "%s by %s%s%s", params[2], by, reason ? ": " : "",
+                 reason ? reason : "");
+        ap_log(AP_LOG_ERROR, message, "alert", "kill_switch", NULL);
+        ap_webhook_post(cfg->alert_webhook_url, "kill_switch", NULL, NULL, message);
+    }
     if (!st)
         printf("kill switch %s by %s: %s\n", on ? "on" : "off", by,
                on ? "no action executes until it is turned off"

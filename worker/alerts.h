@@ -1,6 +1,5 @@
-/* alerts.h — what a person must hear about (a circuit breaker opened, a
- * permission denied): a row in the alerts table, a log line at error level,
- * and, when a webhook URL is set, a POST of the alert as JSON. */
+/* alerts.h — what a person must hear about (a circuit breaker opened): a row
+ * in the alerts table, a log line at error level, and the webhook (webhook.h). */
 #ifndef AP_ALERTS_H
 #define AP_ALERTS_H
 

@@ -10,6 +10,7 @@
 #include "http_stage.h"
 #include "log.h"
 #include "validate.h"
+#include "webhook.h"
 
 typedef enum { ITEM_DEAD_LETTER, ITEM_REJECT, ITEM_EXECUTE } item_kind;
 
@@ -261,6 +262,26 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
             ap_claims_finish(p->claims, &guards[k], final ? outcome : NULL, run);
     }
     ap_metrics_observe_batch(p->metrics, n);
+    for (int k = 0; k < nkeys; k++) {
+        const item *it = &items[key_item[k]];
+        if (guards[k].claim != AP_CLAIM_OWNED || !guards[k].scope)
+            continue;
+        ap_metrics_set_breaker(p->metrics, it->scope, guards[k].wait_ms < 0);
+        if (guards[k].wait_ms > 0)
+            ap_metrics_count_rate_limit_wait(p->metrics, it->action.subsystem, 1);
+    }
+    size_t row;
+    json_t *record;
+    json_array_foreach(batch, row, record) { /* the alerts table has the row (002) */
+        const json_t *http = json_object_get(record, "http");
+        const char *class = json_string_value(json_object_get(http, "error_class"));
+        if (!class || strcmp(class, "permission_denied"))
+            continue;
+        ap_webhook_post(p->cfg->alert_webhook_url, "permission_denied",
+                        json_string_value(json_object_get(record, "tenant_id")),
+                        json_string_value(json_object_get(record, "subsystem")),
+                        json_string_value(json_object_get(http, "error")));
+    }
     for (int i = 0; i < n; i++) {
         item *it = &items[i];
         if (it->kind == ITEM_DEAD_LETTER) {

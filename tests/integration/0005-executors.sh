@@ -103,7 +103,8 @@ export ACTIONPOOL_ADOBE_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port")
 export ACTIONPOOL_ADOBE_TOKEN=secret-token-123 ACTIONPOOL_ADOBE_API_KEY=secret-key-456
 export ACTIONPOOL_CRM_TOKEN=secret-crm-789
 
-worker_start live --connector-file "$REPO/schemas/examples/connector.json" --http-timeout-ms 1500
+worker_start live --connector-file "$REPO/schemas/examples/connector.json" --http-timeout-ms 1500 \
+  --alert-webhook-url "$ACTIONPOOL_ADOBE_BASE_URL/alerts"
 {
   action h1 campaigns config_change h-ok budget_daily 250
   action h2 campaigns config_change h-400 budget_daily 250
@@ -127,6 +128,9 @@ check "the live value is mirrored in the config store (for rollback)" "$(state_o
 check_match "400: rejected, not retried, with what the platform said" "$(status_of h2)" \
   "^rejected: PATCH .*/campaign/h-400: http 400 .*http_target answered 400"
 check "401: rejected" "$(sql "select status from actions where action_id = 'h3'")" "rejected"
+check "401: the alert is posted to the webhook" \
+  "$(jq -r 'select(.path == "/alerts") | .json.kind + " " + .json.tenant_id' "$TEST_DIR/requests.jsonl")" \
+  "permission_denied acme"
 check "401: an alert is recorded" \
   "$(sql "select kind from alerts a join actions x on x.id = a.action_pk where x.action_id = 'h3'")" "permission_denied"
 check "503: failed with its class (the retry issue routes it)" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What ops rely on: SIGTERM mid-load drains (nothing lost, nothing twice, the
-# batch's offsets committed), /metrics agrees with the rows in Postgres, and
-# /readyz goes false while Redis is down and true again when it is back.
+# batch's offsets committed), /metrics agrees with the rows in Postgres,
+# /readyz goes false while Redis is down and true again when it is back, and
+# actions arriving while Redis is down wait for it (fail closed, none lost).
 source "$(dirname "$0")/lib.sh"
 test_begin
 
@@ -59,5 +60,19 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 check "ready again once Redis is back" "$(curl -s "http://127.0.0.1:$port/readyz")" "ok"
+
+# Redis down while actions arrive: nothing executes (fail closed), nothing is lost.
+python3 "$REPO/tests/integration/gen_actions.py" --count 500 --seed 88 --prefix rd >"$TEST_DIR/more.jsonl"
+before=$(sql "select count(*) from executions")
+redis-cli -p "$AP_REDIS_PORT" shutdown nosave >/dev/null 2>&1
+publish "$TEST_DIR/more.jsonl" >/dev/null 2>&1
+sleep 3
+check "with Redis down, nothing executes" "$(sql "select count(*) from executions")" "$before"
+"$REPO/deploy/local/stack.sh" up >/dev/null 2>&1
+wait_drained 60
+check "once it is back, every action executed" \
+  "$(sql "select count(*) from actions where action_id like 'rd-%' and status = 'executed'")" 500
+check "none twice" \
+  "$(sql "select count(*) from (select action_pk from executions group by 1 having count(*) > 1) x")" 0
 
 test_end
