@@ -12,6 +12,7 @@
 #include "executor_map.h"
 #include "kafka_conf.h"
 #include "log.h"
+#include "pg.h"
 #include "topics.h"
 
 /* Key of the session advisory lock that serializes migrate runs ("actp"). */
@@ -33,77 +34,21 @@ typedef struct migration_list {
 
 /* ---------------------------------------------------------------- postgres */
 
-/* Rewrites s in place as one line: runs of white space (libpq's messages end in
- * a newline and carry tab-indented hints) become one space, ends trimmed. */
-static void one_line(char *s) {
-    char *w = s;
-    int space = 0;
-    for (const char *r = s; *r; r++) {
-        if (*r == ' ' || *r == '\t' || *r == '\n' || *r == '\r') {
-            space = w != s;
-            continue;
-        }
-        if (space)
-            *w++ = ' ';
-        space = 0;
-        *w++ = *r;
-    }
-    *w = '\0';
-}
-
 /* Notices ("relation already exists, skipping") are for debugging, not for
  * the terminal libpq would print them on. */
 static void pg_notice(void *arg, const char *message) {
     (void)arg;
     char line[512];
     snprintf(line, sizeof line, "%s", message);
-    one_line(line);
+    ap_pg_one_line(line);
     ap_log(AP_LOG_DEBUG, "postgres notice", "notice", line, NULL);
-}
-
-/* libpq's connection error as one line: its lines joined by "; ", without the
- * tab-indented hints ("Is the server running on that host...?"). */
-static void conn_message(PGconn *conn, char *buf, size_t size) {
-    const char *m = PQerrorMessage(conn);
-    size_t n = 0;
-    buf[0] = '\0';
-    while (*m && n + 1 < size) {
-        size_t len = strcspn(m, "\n");
-        if (len && m[0] != '\t' && m[0] != ' ')
-            n += (size_t)snprintf(buf + n, size - n, "%s%.*s", n ? "; " : "", (int)len, m);
-        m += len + (m[len] == '\n');
-    }
-    if (n >= size)
-        buf[size - 1] = '\0';
-    one_line(buf); /* "FATAL:  database ..." */
-}
-
-/* Connects with cfg->pg_dsn; a DSN without connect_timeout gets 10 s.
- * Returns the connection (the caller PQfinish-es it) or NULL with err set. */
-static PGconn *pg_connect(const ap_config *cfg, char *err, size_t errsz) {
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const values[] = {"10", "actionpool-ctl", cfg->pg_dsn, NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    if (!conn) {
-        ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
-        return NULL;
-    }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        char why[512];
-        conn_message(conn, why, sizeof why);
-        ap_fail(AP_ERR_IO, err, errsz, "cannot connect to postgres: %s", why);
-        PQfinish(conn);
-        return NULL;
-    }
-    PQsetNoticeProcessor(conn, pg_notice, NULL);
-    return conn;
 }
 
 /* The one-line message of a failed result (or of the connection). */
 static const char *pg_error(PGconn *conn, const PGresult *res, char *buf, size_t size) {
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     snprintf(buf, size, "%s", primary ? primary : PQerrorMessage(conn));
-    one_line(buf);
+    ap_pg_one_line(buf);
     return buf;
 }
 
@@ -328,10 +273,9 @@ ap_status ap_migrate_sql(const ap_config *cfg, FILE *out, char *err, size_t errs
         st = ap_fail(AP_ERR_INVALID, err, errsz, "no migrations in '%s'", sql_dir);
         goto out;
     }
-    if (!(conn = pg_connect(cfg, err, errsz))) {
-        st = AP_ERR_IO;
+    if (!(conn = ap_pg_connect(cfg, &st, err, errsz)))
         goto out;
-    }
+    PQsetNoticeProcessor(conn, pg_notice, NULL);
     /* Held for the session: released by PQfinish even when we fail. */
     if ((st = pg_run(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")",
                      "cannot take the migration lock", err, errsz)))

@@ -1,5 +1,4 @@
-/* pg.h — Postgres for actionpool-ctl's read and look-up commands (report,
- * summary, revert): one connection per command, statements with text
+/* pg.h — Postgres for actionpool-ctl's commands: one connection per command, statements with text
  * parameters, and libpq's messages turned into one line for err.
  *
  * Status convention, the one actionpool-ctl turns into its exit code:

@@ -216,10 +216,18 @@ BEGIN
 END;
 $$;
 
--- ap_record_batch, final form: 002's recording with the policy step. Returns
--- per item the outcome: a status, 'duplicate' or 'redelivered'; 'received'
--- means it waits (see wait_reason).
-CREATE OR REPLACE FUNCTION ap_record_batch(items jsonb)
+-- ap_record_batch(items): records one batch of worker outcomes in order, in
+-- the caller's transaction, applying policy and then ap_check_change to what
+-- may execute. Each item is an object with: ord, action_id, tenant_id,
+-- subsystem, action_type, entity_id, idempotency_key, payload, tier,
+-- tier1_eligible, quiet_hours, status ('executed' | 'dry_run' | 'rejected' |
+-- 'failed'), reason, field, value, target, worker_id, topic, partition,
+-- offset, run_id, created_at, and those of 002 (current, revert_of, guard,
+-- prepared, http) and of the guards (wait). Returns per item its ord, its
+-- actions row and the outcome: the status recorded ('received' means it
+-- waits: see wait_reason), 'duplicate', or 'redelivered' (an earlier delivery
+-- recorded it; nothing changed).
+CREATE FUNCTION ap_record_batch(items jsonb)
 RETURNS TABLE (ord integer, action_pk bigint, outcome text)
 LANGUAGE plpgsql AS $$
 DECLARE
