@@ -1,6 +1,6 @@
 /* ctl_main.c — actionpool-ctl, the ops tool: argv, dispatch and usage. The
  * work of each command lives in its own file (migrate.c, lag.c, report.c,
- * summary.c, revert.c, controls.c).
+ * summary.c, revert.c, controls.c, replay.c).
  *
  *   actionpool-ctl [settings flags] COMMAND [options]
  *
@@ -21,6 +21,7 @@
 #include "lag.h"
 #include "log.h"
 #include "migrate.h"
+#include "replay.h"
 #include "report.h"
 #include "revert.h"
 #include "status.h"
@@ -47,6 +48,9 @@ typedef struct ctl_opts {
     const char *note;          /* approve, reject */
     const char *subsystem;     /* pause, resume, protect, unprotect */
     const char *entity;        /* protect, unprotect, autopilot */
+    const char *until;         /* replay; borrowed from argv */
+    const char *error_class;   /* replay */
+    const char *action_id;     /* replay */
 } ctl_opts;
 
 typedef struct command {
@@ -264,10 +268,82 @@ out:
     return rc;
 }
 
-/* ---------------------------------------------------------------- policy */
-
 static int option_take(int argc, char **argv, int *i, const char *name, int want_value,
                        const char **value, char *err, size_t errsz);
+
+/* ---------------------------------------------------------------- replay */
+
+static void replay_usage(FILE *out) {
+    fprintf(out,
+            "Usage: actionpool-ctl [settings flags] replay [--subsystem S[,S...]] [--tenant T]\n"
+            "                      [--error-class C] [--since TIME] [--until TIME]\n"
+            "                      [--action-id ID] [--dry-run] [--json] [--by NAME]\n"
+            "\n"
+            "Lists the dead letters of PREFIX.<s>.dlq that match the filters (DLQ\n"
+            "topic/partition/offset, action_id, tenant, error class, attempts, first failure,\n"
+            "last error, and whether it was replayed before), then republishes each one not\n"
+            "replayed yet to its original topic, key and value unchanged, with headers\n"
+            "ap-replay-of: <dlq topic>/<partition>/<offset> and ap-attempt: 0. Each replay is\n"
+            "recorded in table replays before it is published: a dead letter is never\n"
+            "replayed twice, and one that was not delivered can be replayed again. The DLQ\n"
+            "topics are only read (no consumer group, no commits).\n"
+            "\n"
+            "Options:\n"
+            "  --subsystem S     only these subsystems' DLQs (default: all of the executor map)\n"
+            "  --tenant T        only actions of tenant T\n"
+            "  --error-class C   only dead letters of error class C (ap-error-class)\n"
+            "  --since TIME      first failed at or after TIME: RFC 3339 (2026-01-15T06:00:00Z)\n"
+            "                    or a duration before now (30m, 24h, 7d)\n"
+            "  --until TIME      first failed before TIME (same forms)\n"
+            "  --action-id ID    only the action ID\n"
+            "  --dry-run         list what would be replayed; change nothing\n"
+            "  --json            one JSON object instead of the table\n"
+            "  --by NAME         recorded as who replayed (default $USER)\n"
+            "\n"
+            "Exit status: 0 ok; 1 some replays were not delivered (run again to retry them);\n"
+            "2 usage or connection error.\n");
+}
+
+static int replay_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t errsz) {
+    const char *by = o->by ? o->by : getenv("USER") ? getenv("USER") : "ops";
+    ap_replay_request req = {.subsystems = o->subsystem,
+                             .tenant = o->tenant,
+                             .error_class = o->error_class,
+                             .since = o->since,
+                             .until = o->until,
+                             .action_id = o->action_id,
+                             .dry_run = o->dry_run,
+                             .json = o->json,
+                             .by = by};
+    ap_status st = ap_replay_run(cfg, &req, stdout, err, errsz);
+    return st == AP_OK ? CTL_OK : st == AP_ERR_KAFKA ? CTL_PROBLEM : CTL_USAGE;
+}
+
+/* Options of replay; returns like option_take. */
+static int replay_option(ctl_opts *o, int argc, char **argv, int *i, char *err, size_t errsz) {
+    static const char *const names[] = {"--subsystem", "--tenant",    "--error-class", "--since",
+                                        "--until",     "--action-id", "--by"};
+    const char **slots[] = {&o->subsystem, &o->tenant,    &o->error_class, &o->since,
+                            &o->until,     &o->action_id, &o->by};
+    const char *v;
+    int r;
+    if ((r = option_take(argc, argv, i, "--dry-run", 0, &v, err, errsz)) == 1)
+        o->dry_run = 1;
+    else if (!r && (r = option_take(argc, argv, i, "--json", 0, &v, err, errsz)) == 1)
+        o->json = 1;
+    for (size_t k = 0; !r && k < sizeof names / sizeof *names; k++)
+        if ((r = option_take(argc, argv, i, names[k], 1, &v, err, errsz)) == 1) {
+            if (!*v) {
+                ap_fail(AP_ERR_INVALID, err, errsz, "option '%s' needs a non-empty value",
+                        names[k]);
+                return -1;
+            }
+            *slots[k] = v;
+        }
+    return r;
+}
+
+/* ---------------------------------------------------------------- policy */
 
 static void policy_usage(FILE *out) {
     fprintf(out,
@@ -382,6 +458,8 @@ static const command commands[] = {
      summary_usage, summary_run},
     {"revert", "undo one executed action by publishing a revert action", "ACTION_ID", revert_usage,
      revert_run},
+    {"replay", "list dead letters and republish them to their original topics, once", NULL,
+     replay_usage, replay_run},
     {"approve", "approve an action pending approval: it executes within seconds", "ACTION_ID",
      policy_usage, policy_run},
     {"reject", "reject an action pending approval", "ACTION_ID", policy_usage, policy_run},
@@ -477,6 +555,8 @@ static int command_option(const command *cmd, ctl_opts *o, int argc, char **argv
     int r = 0;
     if (cmd->run == policy_run)
         return policy_option(o, argc, argv, i, err, errsz);
+    if (cmd->run == replay_run)
+        return replay_option(o, argc, argv, i, err, errsz);
     if (!strcmp(cmd->name, "migrate")) {
         if ((r = option_take(argc, argv, i, "--sql-only", 0, &v, err, errsz)) == 1)
             o->sql_only = 1;

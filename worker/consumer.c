@@ -10,10 +10,22 @@
 #include "log.h"
 #include "topics.h"
 
+/* A retry-topic partition paused until its head is due. */
+typedef struct deferral {
+    char topic[AP_TOPIC_MAX];
+    int32_t partition;
+    int64_t offset;     /* the message it was rewound to */
+    long long due_ms;
+} deferral;
+
+#define MAX_DEFERRALS 1024
+
 struct ap_consumer {
     rd_kafka_t *rk;
     ap_metrics *metrics; /* borrowed */
     int kafka_up;
+    deferral deferrals[MAX_DEFERRALS];
+    int deferral_count;
 };
 
 /* librdkafka statistics (JSON, see its STATISTICS.md), served on the polling
@@ -92,6 +104,10 @@ ap_consumer *ap_consumer_new(const ap_config *cfg, ap_metrics *metrics, char *er
     for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
         ap_topic_main(topic, sizeof topic, cfg->topic_prefix, s);
         rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+        for (int n = 1; n <= AP_RETRY_TOPICS; n++) {
+            ap_topic_retry(topic, sizeof topic, cfg->topic_prefix, s, n);
+            rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+        }
     }
     free(list);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
@@ -158,6 +174,69 @@ void ap_consumer_pause(ap_consumer *c, int paused) {
     else
         rd_kafka_resume_partitions(c->rk, assigned);
     rd_kafka_topic_partition_list_destroy(assigned);
+}
+
+static long long wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Pauses or resumes one partition, and (pausing) rewinds it to offset. */
+static void partition_hold(ap_consumer *c, const char *topic, int32_t partition, int64_t offset,
+                           int hold) {
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, topic, partition)->offset = offset;
+    if (hold) {
+        rd_kafka_pause_partitions(c->rk, one);
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, one, 5000);
+        if (e) {
+            ap_log(AP_LOG_WARN, "cannot rewind a retry partition", "topic", topic, "error",
+                   rd_kafka_error_string(e), NULL);
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rd_kafka_resume_partitions(c->rk, one);
+    }
+    rd_kafka_topic_partition_list_destroy(one);
+}
+
+void ap_consumer_defer(ap_consumer *c, const rd_kafka_message_t *msg, long long due_ms) {
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    if (ap_consumer_deferred(c, msg))
+        return;
+    if (c->deferral_count == MAX_DEFERRALS) { /* cannot happen with sane partition counts */
+        ap_log(AP_LOG_ERROR, "too many deferred retry partitions", "topic", topic, NULL);
+        return;
+    }
+    deferral *d = &c->deferrals[c->deferral_count++];
+    snprintf(d->topic, sizeof d->topic, "%s", topic);
+    d->partition = msg->partition;
+    d->offset = msg->offset;
+    d->due_ms = due_ms;
+    partition_hold(c, d->topic, d->partition, d->offset, 1);
+}
+
+int ap_consumer_deferred(const ap_consumer *c, const rd_kafka_message_t *msg) {
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    for (int i = 0; i < c->deferral_count; i++)
+        if (c->deferrals[i].partition == msg->partition && msg->offset >= c->deferrals[i].offset &&
+            !strcmp(c->deferrals[i].topic, topic))
+            return 1;
+    return 0;
+}
+
+void ap_consumer_resume_due(ap_consumer *c) {
+    long long now = wall_ms();
+    for (int i = 0; i < c->deferral_count;) {
+        deferral *d = &c->deferrals[i];
+        if (d->due_ms > now) {
+            i++;
+            continue;
+        }
+        partition_hold(c, d->topic, d->partition, d->offset, 0);
+        *d = c->deferrals[--c->deferral_count];
+    }
 }
 
 int ap_consumer_kafka_up(const ap_consumer *c) {

@@ -10,8 +10,8 @@
 
 typedef struct ap_consumer ap_consumer;
 
-/* Joins cfg->group_id and subscribes to the main topic of every subsystem in
- * cfg->subsystems. Offsets are stored only by ap_consumer_store (auto-commit
+/* Joins cfg->group_id and subscribes to the main and retry topics of every
+ * subsystem in cfg->subsystems. Offsets are stored only by ap_consumer_store (auto-commit
  * then commits what was stored). Every few seconds librdkafka's statistics
  * update the consumer lag of each assigned partition in `metrics` (borrowed,
  * may be NULL). Returns NULL with err set. */
@@ -36,6 +36,18 @@ void ap_consumer_store(ap_consumer *c, rd_kafka_message_t **msgs, int count);
 /* Pauses (paused = 1) or resumes every assigned partition. While paused,
  * ap_consumer_poll_batch returns nothing but keeps the membership alive. */
 void ap_consumer_pause(ap_consumer *c, int paused);
+
+/* Defers msg, from a retry topic, until due_ms (wall clock, ms): pauses its
+ * partition and rewinds it to msg, so msg is fetched again once
+ * ap_consumer_resume_due resumes it. The group membership and the other
+ * partitions are not affected. */
+void ap_consumer_defer(ap_consumer *c, const rd_kafka_message_t *msg, long long due_ms);
+
+/* Whether msg's partition is deferred at or before msg (it is fetched again). */
+int ap_consumer_deferred(const ap_consumer *c, const rd_kafka_message_t *msg);
+
+/* Resumes the deferred partitions that are due. */
+void ap_consumer_resume_due(ap_consumer *c);
 
 /* Commits stored offsets, leaves the group and frees; accepts NULL. */
 void ap_consumer_close(ap_consumer *c);

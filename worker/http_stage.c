@@ -91,7 +91,7 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
         json_t *item = jobs[sent[k]].item;
         json_object_set_new(item, "http", http_member(r));
         if (r->outcome == AP_HTTP_TRANSIENT)
-            json_object_set_new(item, "status", json_string("failed"));
+            json_object_set_new(item, "status", json_string("retry_scheduled"));
         else if (r->outcome != AP_HTTP_EXECUTED)
             json_object_set_new(item, "status", json_string("rejected"));
         if (r->outcome == AP_HTTP_PERMISSION_DENIED)

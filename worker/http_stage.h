@@ -23,7 +23,8 @@ typedef struct ap_http_job {
  * recorded with the request it would send, and nothing is sent. On return with
  * AP_OK each item has "target": "http", and "prepared" and "http" when it was
  * checked; its "status" becomes "rejected" (refused, 4xx, permission denied)
- * or "failed" (transient) where that is the outcome. Otherwise Postgres failed
+ * or "retry_scheduled" (transient: the pipeline sends it on to a retry topic)
+ * where that is the outcome. Otherwise Postgres failed
  * before any request was sent. */
 ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
                             ap_http_executor *executor, ap_http_job *jobs, int n, char *err,

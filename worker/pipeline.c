@@ -9,6 +9,7 @@
 #include "dead_letter.h"
 #include "http_stage.h"
 #include "log.h"
+#include "retry.h"
 #include "validate.h"
 #include "webhook.h"
 
@@ -21,13 +22,17 @@ typedef struct item {
     const char *status;       /* what to record: "executed", "dry_run" or "rejected" */
     char scope[AP_KEY_MAX];   /* "<tenant>:<subsystem>": its rate limit and breaker */
     long wait_ms;             /* what the guards said: 0 go, > 0 no token yet, -1 breaker open */
+    int attempt;              /* 0 from a main topic, n from retry topic n */
+    int replay;               /* republished from the DLQ by actionpool-ctl replay */
 } item;
 
 /* Reads one message into an item: a dead letter, a rejection or an execution. */
 static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *today, item *it) {
-    char subsystem[64];
+    char subsystem[64], replay_of[128];
     ap_verdict verdict;
 
+    it->attempt = ap_retry_attempt(m);
+    it->replay = *ap_header_get(m, "ap-replay-of", replay_of, sizeof replay_of) != '\0';
     if (ap_action_parse(&it->action, m->payload, m->len, it->reason, sizeof it->reason)) {
         it->kind = ITEM_DEAD_LETTER;
         return;
@@ -78,6 +83,10 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
     json_object_set_new(j, "created_at", json_string(a->created_at));
     if (a->run_id)
         json_object_set_new(j, "run_id", json_string(a->run_id));
+    if (it->attempt)
+        json_object_set_new(j, "attempt", json_integer(it->attempt));
+    if (it->replay)
+        json_object_set_new(j, "replay", json_true());
     json_t *current = json_object_get(a->json, "current");
     if (current)
         json_object_set(j, "current", current);
@@ -101,7 +110,7 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
 
 /* The actions of the batch that go to a live HTTP target: those a route
  * matches, whose key this worker claimed and no earlier action of the batch
- * uses. A key another worker is executing right now makes the batch wait
+ * uses, and the first of each entity (the others wait behind it). A key another worker is executing right now makes the batch wait
  * (AP_ERR_BUSY); a finished one needs no request (Postgres records it as
  * redelivered or duplicate). */
 static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
@@ -131,13 +140,62 @@ static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
         int seen = 0;
         for (int j = 0; j < key && !seen; j++)
             seen = !strcmp(guards[j].key, guards[key].key);
-        if (!seen)
-            jobs[njobs++] = (ap_http_job){.action = &items[i].action, .item = record};
+        if (seen)
+            continue; /* Postgres records it as a duplicate */
+        /* Per-entity order: requests of one batch run at once, so a second
+         * action on an entity waits behind the first and is resumed after. */
+        const ap_action *a = &items[i].action;
+        int behind = 0;
+        for (int j = 0; j < njobs && !behind; j++)
+            behind = !strcmp(jobs[j].action->partition_key, a->partition_key) &&
+                     !strcmp(jobs[j].action->subsystem, a->subsystem);
+        if (behind)
+            json_object_set_new(record, "wait", json_pack("{s:s, s:i}", "reason", "behind", "ms", 0));
+        else
+            jobs[njobs++] = (ap_http_job){.action = a, .item = record};
     }
     if (!st && njobs)
         st = ap_http_stage_run(p->store, p->connector, p->http, jobs, njobs, err, errsz);
     free(jobs);
     return st;
+}
+
+/* Sends each action whose live request failed transiently on to its next
+ * retry topic, or to the DLQ after the last (its status becomes
+ * dead_lettered), and waits until they are delivered: before the outcome is
+ * recorded, so that no retry_scheduled row lacks its retry message. */
+static ap_status send_retries(ap_pipeline *p, rd_kafka_message_t **msgs, item *items, int n,
+                              json_t *batch, char *err, size_t errsz) {
+    size_t row = 0;
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        if (items[i].kind == ITEM_DEAD_LETTER)
+            continue;
+        json_t *record = json_array_get(batch, row++);
+        if (strcmp(json_string_value(json_object_get(record, "status")), "retry_scheduled"))
+            continue;
+        const json_t *http = json_object_get(record, "http");
+        json_int_t retry_after = json_integer_value(json_object_get(http, "retry_after_s"));
+        int dead;
+        ap_status st = ap_retry_send(p->dead_letters, p->cfg, p->retry_delays, msgs[i],
+                                     json_string_value(json_object_get(http, "error_class")),
+                                     json_string_value(json_object_get(http, "error")),
+                                     (int)retry_after, &dead, err, errsz);
+        if (st)
+            return st;
+        if (dead)
+            json_object_set_new(record, "status", json_string("dead_lettered"));
+        ap_metrics_count_retry(p->metrics, items[i].action.subsystem, items[i].attempt + 1, 1);
+        if (dead)
+            ap_metrics_count_dead_letter(
+                p->metrics, items[i].action.subsystem,
+                json_string_value(json_object_get(http, "error_class")), 1);
+        p->stats.retried++;
+        sent++;
+    }
+    if (sent && ap_publisher_flush(p->dead_letters, 30000))
+        return ap_fail(AP_ERR_KAFKA, err, errsz, "retries not delivered within 30 s");
+    return AP_OK;
 }
 
 /* Alerts for the circuit breakers the last report to Redis opened. */
@@ -232,13 +290,15 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
             json_array_append_new(batch, item_json(p, msgs[i], &items[i], i));
     if (p->connector && (st = run_live(p, items, n, batch, guards, nkeys, err, errsz)))
         goto out;
+    if ((st = send_retries(p, msgs, items, n, batch, err, errsz)))
+        goto out;
     if (json_array_size(batch) && (st = ap_store_record(p->store, batch, outcomes, n, err, errsz)))
         goto out;
 
     for (int i = 0; i < n; i++) {
         if (items[i].kind != ITEM_DEAD_LETTER)
             continue;
-        if ((st = ap_dead_letter_send(p->dead_letters, p->cfg, msgs[i], "unparseable",
+        if ((st = ap_dead_letter_send(p->dead_letters, p->cfg, msgs[i], 1, "unparseable",
                                       items[i].reason, err, errsz)))
             goto out;
         dead++;
@@ -252,11 +312,12 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     double took = seconds_since(&started);
     for (int k = 0; k < nkeys; k++) {
         const char *outcome = outcomes[key_item[k]];
-        int final = strcmp(outcome, "dry_run") && strcmp(outcome, "failed") &&
+        int failed = !strcmp(outcome, "retry_scheduled") || !strcmp(outcome, "dead_lettered");
+        int final = strcmp(outcome, "dry_run") && strcmp(outcome, "retry_scheduled") &&
                     strcmp(outcome, "received") && strcmp(outcome, "pending_approval");
-        ap_run run = guards[k].wait_ms           ? AP_RUN_NONE /* took no token */
+        ap_run run = guards[k].wait_ms              ? AP_RUN_NONE /* took no token */
                      : !strcmp(outcome, "executed") ? AP_RUN_OK
-                     : !strcmp(outcome, "failed")   ? AP_RUN_FAILED
+                     : failed                       ? AP_RUN_FAILED
                                                     : AP_RUN_HELD;
         if (guards[k].claim == AP_CLAIM_OWNED)
             ap_claims_finish(p->claims, &guards[k], final ? outcome : NULL, run);

@@ -2,8 +2,9 @@
  *   parse -> validate (against the executor map, again) -> claim idempotency
  *   keys in Redis (one round trip) -> send the actions a connector route
  *   matches to their live HTTP target (all at once, see http_stage.h) ->
- *   record outcomes and apply the built-in store's changes in Postgres (one
- *   transaction) -> dead-letter what cannot be a row.
+ *   send transient failures on to their retry topic (or the DLQ after the
+ *   last) -> record outcomes and apply the built-in store's changes in
+ *   Postgres (one transaction) -> dead-letter what cannot be a row.
  * Only when ap_pipeline_run returns AP_OK may the batch's offsets be stored. */
 #ifndef AP_PIPELINE_H
 #define AP_PIPELINE_H
@@ -19,11 +20,13 @@
 #include "publisher.h"
 #include "store.h"
 #include "tiers.h"
+#include "topics.h"
 
 /* Outcomes counted since start, for progress lines and the exit summary. */
 typedef struct ap_pipeline_stats {
     long executed, dry_run, rejected, duplicate, redelivered, dead_lettered, batches;
     long waiting; /* held by policy: waiting, pending approval, suggested, manual only */
+    long retried; /* sent to a retry topic or, after the last, the DLQ */
 } ap_pipeline_stats;
 
 typedef struct ap_pipeline {
@@ -36,6 +39,7 @@ typedef struct ap_pipeline {
     ap_metrics *metrics;         /* borrowed; may be NULL */
     const ap_connector *connector; /* borrowed; NULL: every action goes to the store */
     ap_http_executor *http;        /* borrowed; set with connector */
+    int retry_delays[AP_RETRY_TOPICS]; /* seconds, from retry_delays_s */
     ap_pipeline_stats stats;
 } ap_pipeline;
 

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "publisher.h"
+#include "retry.h"
 #include "store.h"
 #include "tiers.h"
 #include "topics.h"
@@ -85,6 +86,26 @@ static void resume_due(ap_store *store, ap_publisher *publisher, const ap_config
     json_decref(due);
 }
 
+/* Takes out of msgs[0..n) the retry messages that are not due yet, deferring
+ * their partitions until they are (and whatever follows them there); returns
+ * how many remain, in order. */
+static int defer_not_due(ap_consumer *c, rd_kafka_message_t **msgs, int n) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        long long due = ap_retry_due(msgs[i]);
+        if (due > now)
+            ap_consumer_defer(c, msgs[i], due);
+        if (due > now || ap_consumer_deferred(c, msgs[i]))
+            rd_kafka_message_destroy(msgs[i]);
+        else
+            msgs[kept++] = msgs[i];
+    }
+    return kept;
+}
+
 /* Once a second: send the Redis guards what is queued (or ping), ping
  * Postgres, and tell /readyz what answered. */
 static void check_stores(ap_health *h, ap_pipeline *p, ap_store *store, ap_consumer *c) {
@@ -119,14 +140,14 @@ static void usage(FILE *out) {
 }
 
 static void log_stats(const char *msg, const ap_pipeline_stats *s) {
-    char buf[8][24];
+    char buf[9][24];
     long values[] = {s->batches,     s->executed,      s->dry_run, s->rejected, s->duplicate,
-                     s->redelivered, s->dead_lettered, s->waiting};
-    for (int i = 0; i < 8; i++)
+                     s->redelivered, s->dead_lettered, s->waiting, s->retried};
+    for (int i = 0; i < 9; i++)
         snprintf(buf[i], sizeof buf[i], "%ld", values[i]);
     ap_log(AP_LOG_INFO, msg, "batches", buf[0], "executed", buf[1], "dry_run", buf[2], "rejected",
            buf[3], "duplicate", buf[4], "redelivered", buf[5], "dead_lettered", buf[6], "waiting",
-           buf[7], NULL);
+           buf[7], "retried", buf[8], NULL);
 }
 
 /* Runs one batch until it is durable, or until shutdown is asked for while
@@ -206,6 +227,11 @@ int main(int argc, char **argv) {
         goto out;
     }
     drain_timeout_s = (unsigned)cfg.drain_timeout_s;
+    int retry_delays[AP_RETRY_TOPICS];
+    if (ap_retry_delays_parse(cfg.retry_delays_s, retry_delays, err, sizeof err)) {
+        fprintf(stderr, "actionpool-worker: %s\n", err);
+        goto out;
+    }
     ap_config_schema_path(&cfg, "executor_map.json", path, sizeof path);
     if (!(map = ap_executor_map_load(path, err, sizeof err)) ||
         !(tiers = ap_tiers_new(&cfg, map, err, sizeof err)) ||
@@ -246,6 +272,7 @@ int main(int argc, char **argv) {
     ap_pipeline pipeline = {.cfg = &cfg, .map = map, .tiers = tiers, .claims = claims, .store = store,
                             .dead_letters = dead_letters, .metrics = metrics,
                             .connector = connector, .http = http};
+    memcpy(pipeline.retry_delays, retry_delays, sizeof retry_delays);
     char port[16];
     snprintf(port, sizeof port, "%d", ap_health_port(health));
     ap_log(AP_LOG_INFO, "worker started", "worker_id", cfg.worker_id, "group_id", cfg.group_id,
@@ -255,7 +282,9 @@ int main(int argc, char **argv) {
     status = 0;
     while (running) {
         ap_health_beat(health);
+        ap_consumer_resume_due(consumer);
         int n = ap_consumer_poll_batch(consumer, msgs, cfg.batch_size, cfg.batch_ms);
+        n = defer_not_due(consumer, msgs, n);
         if (n && run_until_durable(&pipeline, consumer, health, msgs, n) == 0)
             ap_consumer_store(consumer, msgs, n);
         if (time(NULL) != last_check) { /* once a second */

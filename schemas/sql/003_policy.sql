@@ -9,6 +9,7 @@
 -- (ap_take_due: it is published again to its topic) once not_before passes:
 --   kill_switch, paused  — until the control is lifted (checked again each time)
 --   behind               — an earlier action on the same entity is still waiting
+--                          (or waits in a retry topic): per-entity order holds
 --   approved             — a tier-2 action approved with actionpool-ctl approve
 --   rate_limit           — until a token of its tenant x subsystem frees
 --   breaker_open         — until ops reset the circuit breaker of its scope
@@ -126,7 +127,8 @@ BEGIN
     END IF;
 
     IF EXISTS (SELECT 1 FROM actions a WHERE a.tenant_id = t AND a.subsystem = s
-                  AND a.entity_id = e AND a.status = 'received' AND a.id < pk) THEN
+                  AND a.entity_id = e AND a.status IN ('received', 'retry_scheduled')
+                  AND a.id < pk) THEN
         status := 'received';
         wait_reason := 'behind';
         reason := 'waits behind an earlier action on the same entity';
@@ -134,15 +136,18 @@ BEGIN
         RETURN;
     END IF;
 
-    -- What the Redis guards said (the worker's item member "wait"): no rate-limit
-    -- token for `ms` milliseconds, or the scope's circuit breaker is open (until
-    -- actionpool-ctl breaker reset).
+    -- What the worker said (item member "wait"): no rate-limit token for `ms`
+    -- milliseconds, the scope's circuit breaker is open (until actionpool-ctl
+    -- breaker reset), or an earlier live request of the batch on the entity.
     IF it ? 'wait' THEN
         status := 'received';
         wait_reason := it->'wait'->>'reason';
         IF wait_reason = 'breaker_open' THEN
             reason := format('the circuit breaker of %s/%s is open', t, s);
             not_before := 'infinity';
+        ELSIF wait_reason = 'behind' THEN   -- a live request on the entity goes first
+            reason := 'waits behind an earlier action on the same entity';
+            not_before := now();
         ELSE
             reason := format('rate limit of %s/%s reached', t, s);
             not_before := now() + make_interval(secs => (it->'wait'->>'ms')::numeric / 1000);
@@ -166,7 +171,8 @@ LANGUAGE sql AS $$
                                    OR (k.scope = 'subsystem' AND k.target = w.subsystem))
                AND NOT EXISTS (SELECT 1 FROM actions o
                                 WHERE o.tenant_id = w.tenant_id AND o.subsystem = w.subsystem
-                                  AND o.entity_id = w.entity_id AND o.status = 'received'
+                                  AND o.entity_id = w.entity_id
+                                  AND o.status IN ('received', 'retry_scheduled')
                                   AND o.id < w.id)
              ORDER BY w.not_before, w.id
              LIMIT n
@@ -195,7 +201,10 @@ BEGIN
         known := NULL; field := NULL; value := NULL; failure := NULL; why := NULL; output := NULL;
         SELECT a.id, a.status, a.payload INTO prior FROM actions a
          WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'action_id';
-        resumed := FOUND AND prior.status = 'received' AND prior.payload = it->'payload';
+        resumed := FOUND AND prior.payload = it->'payload'
+                   AND (prior.status = 'received'
+                        OR (prior.status = 'retry_scheduled' AND it ? 'attempt')
+                        OR (prior.status = 'dead_lettered' AND it ? 'replay'));
         IF FOUND AND NOT resumed AND (prior.status <> 'dry_run' OR it->>'status' = 'dry_run') THEN
             known := 'redelivered';
         ELSIF NOT resumed AND EXISTS (SELECT 1 FROM actions a
@@ -281,9 +290,11 @@ BEGIN
                                    payload = it->'payload', attempts = attempts + 1,
                                    updated_at = now()
                  WHERE id = pk;
-            -- A waiting action resumed (ap_take_due): only as it was stored.
-            ELSIF FOUND AND prior = 'received' AND stored = it->'payload'
-                  AND it->>'status' <> 'rejected' THEN
+            -- A waiting action resumed (ap_take_due), retried (from a retry
+            -- topic) or replayed (from the DLQ): only as it was stored.
+            ELSIF FOUND AND stored = it->'payload' AND it->>'status' <> 'rejected'
+                  AND (prior = 'received' OR (prior = 'retry_scheduled' AND it ? 'attempt')
+                       OR (prior = 'dead_lettered' AND it ? 'replay')) THEN
                 resumed := true;
             ELSIF FOUND THEN
                 action_pk := pk; outcome := 'redelivered';
@@ -353,14 +364,14 @@ BEGIN
             c.why := http->>'error';
         END IF;
         ok := c.failure IS NULL;
-        IF NOT ok AND outcome NOT IN ('failed', 'rejected') THEN
+        IF NOT ok AND outcome NOT IN ('failed', 'rejected', 'retry_scheduled', 'dead_lettered') THEN
             outcome := 'rejected';
         END IF;
 
         INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
                                 error_class, error_message, duration_us, worker_id, topic,
                                 kafka_partition, kafka_offset, rollback_data)
-        VALUES (pk, 1, it->>'target', mode,
+        VALUES (pk, coalesce((it->>'attempt')::integer, 0) + 1, it->>'target', mode,
                 coalesce(http->'request', jsonb_build_object('field', c.field, 'value', c.value)),
                 CASE WHEN mode = 'dry_run'
                      THEN c.output || jsonb_build_object('would_set', c.value, 'previous', c.prev)

@@ -113,8 +113,11 @@ worker_start live --connector-file "$REPO/schemas/examples/connector.json" --htt
   action h5 campaigns config_change h-hang budget_daily 250
   action h6 campaigns config_change h-dry budget_daily 250 '"dry_run":true'
   action h7 content config_change tmpl-1 subject_line '"Hello"'   # no route: the built-in store
-} | run_actions
-action h6 campaigns config_change h-dry budget_daily 250 | run_actions # now for real
+} | publish - >/dev/null 2>&1
+# h4 and h5 wait in a retry topic (300 s), so the lag does not drain: wait for the rows.
+wait_sql "select count(*) from actions where action_id ~ '^h[1-7]\$' and status <> 'received'" 7
+action h6 campaigns config_change h-dry budget_daily 250 | publish - >/dev/null 2>&1 # for real
+wait_sql "select count(*) from executions e join actions a on a.id = e.action_pk where a.action_id = 'h6'" 2
 kill "$TARGET" 2>/dev/null
 
 requests=$(jq -c 'select(.path | startswith("/campaign/"))' "$TEST_DIR/requests.jsonl")
@@ -133,12 +136,12 @@ check "401: the alert is posted to the webhook" \
   "permission_denied acme"
 check "401: an alert is recorded" \
   "$(sql "select kind from alerts a join actions x on x.id = a.action_pk where x.action_id = 'h3'")" "permission_denied"
-check "503: failed with its class (the retry issue routes it)" \
+check "503: transient, scheduled for a retry, with its class and Retry-After" \
   "$(sql "select a.status || ' ' || e.error_class || ' retry_after=' || (e.output->>'retry_after_s') from actions a join executions e on e.action_pk = a.id where a.action_id = 'h4'")" \
-  "failed http_503 retry_after=7"
-check "a hanging endpoint times out and fails as transient" \
+  "retry_scheduled http_503 retry_after=7"
+check "a hanging endpoint times out and is retried as transient" \
   "$(sql "select a.status || ' ' || e.error_class from actions a join executions e on e.action_pk = a.id where a.action_id = 'h5'")" \
-  "failed timeout"
+  "retry_scheduled timeout"
 check "a dry run sends nothing; its apply sends once" \
   "$(jq -c 'select(.path == "/campaign/h-dry")' <<<"$requests" | wc -l)" "1"
 check "the previewed live action is executed" "$(status_of h6)" "executed"

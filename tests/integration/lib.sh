@@ -9,9 +9,10 @@ BIN=${AP_BIN:-$REPO/bin}
 TEST_NAME=$(basename "$0" .sh)
 TEST_ID=t$(echo "$TEST_NAME" | tr -c 'a-z0-9\n' '_' | cut -c1-40)
 TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ap-$TEST_ID.XXXX")
-FAILURES=0
-CHECKS=0
 declare -A WORKER_PIDS=()
+# Checks and failures are counted in files, so that a check made in a
+# subshell (a pipeline, a command substitution) still counts.
+: >"$TEST_DIR/checks" && : >"$TEST_DIR/failures"
 
 say() { printf '  %s\n' "$*"; }
 
@@ -46,30 +47,31 @@ test_begin() {
 
 # Stops every worker this test started, prints the verdict, exits with it.
 test_end() {
-  local name
+  local name checks failures
   for name in "${!WORKER_PIDS[@]}"; do worker_stop "$name"; done
-  if ((FAILURES)); then
-    echo "FAIL $TEST_NAME: $FAILURES of $CHECKS checks failed (logs in $TEST_DIR)"
+  checks=$(wc -l <"$TEST_DIR/checks") failures=$(wc -l <"$TEST_DIR/failures")
+  if ((failures)); then
+    echo "FAIL $TEST_NAME: $failures of $checks checks failed (logs in $TEST_DIR)"
     exit 1
   fi
-  echo "ok   $TEST_NAME: $CHECKS checks"
+  echo "ok   $TEST_NAME: $checks checks"
   rm -rf "$TEST_DIR"
   exit 0
 }
 
 check() { # check DESCRIPTION ACTUAL EXPECTED
-  CHECKS=$((CHECKS + 1))
+  echo "$1" >>"$TEST_DIR/checks"
   if [[ $2 == "$3" ]]; then return 0; fi
-  FAILURES=$((FAILURES + 1))
+  echo "$1" >>"$TEST_DIR/failures"
   say "FAILED: $1"
   say "  expected: $3"
   say "  actual:   $2"
 }
 
 check_match() { # check_match DESCRIPTION TEXT EXTENDED-REGEX
-  CHECKS=$((CHECKS + 1))
+  echo "$1" >>"$TEST_DIR/checks"
   if grep -Eq -- "$3" <<<"$2"; then return 0; fi
-  FAILURES=$((FAILURES + 1))
+  echo "$1" >>"$TEST_DIR/failures"
   say "FAILED: $1"
   say "  expected to match: $3"
   say "  actual: $(head -c 2000 <<<"$2")"
@@ -129,6 +131,15 @@ wait_drained() {
 }
 
 publish() { "$BIN/actionpool-producer" publish "$@"; }
+
+# wait_sql QUERY VALUE [SECONDS]: until QUERY answers VALUE (default 30 s).
+wait_sql() {
+  for _ in $(seq $((${3:-30} * 10))); do
+    [[ $(sql "$1") == "$2" ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 # produce_raw TOPIC KEY < lines: messages straight onto a topic, as any client could.
 produce_raw() {
