@@ -95,6 +95,8 @@ static const setting settings[] = {
         "the breaker opens when more than this % of a full window failed"),
     INT(breaker_consecutive, "3", 1, 1000, AP_PROG_WORKER,
         "the breaker opens after this many failures in a row"),
+    INT(max_message_bytes, "1048576", 1024, 104857600, AP_PROG_WORKER,
+        "a larger message goes to the DLQ at once, unread"),
     STR(retry_delays_s, "300,600,1200", AP_PROG_WORKER,
         "delays of the retry topics 1, 2, 3 in seconds; after the last, the DLQ"),
     STR_COMPUTED(alert_webhook_url, "", "none", AP_PROG_WORKER | AP_PROG_CTL,

@@ -59,6 +59,7 @@ typedef struct ap_config {
     int breaker_failure_pct;
     int breaker_consecutive;
     char *alert_webhook_url;     /* "": none */
+    int max_message_bytes;       /* larger messages are dead-lettered unread */
     char *retry_delays_s;        /* "d1,d2,d3": delays of retry topics 1..AP_RETRY_TOPICS */
 
     ap_kafka_prop *kafka; /* passthrough properties, in the order given */

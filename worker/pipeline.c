@@ -33,6 +33,13 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
 
     it->attempt = ap_retry_attempt(m);
     it->replay = *ap_header_get(m, "ap-replay-of", replay_of, sizeof replay_of) != '\0';
+    if (m->len > (size_t)p->cfg->max_message_bytes) {
+        it->kind = ITEM_DEAD_LETTER;
+        snprintf(it->reason, sizeof it->reason,
+                 "oversized: %zu bytes, more than max_message_bytes %d", m->len,
+                 p->cfg->max_message_bytes);
+        return;
+    }
     if (ap_action_parse(&it->action, m->payload, m->len, it->reason, sizeof it->reason)) {
         it->kind = ITEM_DEAD_LETTER;
         return;
@@ -298,8 +305,9 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     for (int i = 0; i < n; i++) {
         if (items[i].kind != ITEM_DEAD_LETTER)
             continue;
-        if ((st = ap_dead_letter_send(p->dead_letters, p->cfg, msgs[i], 1, "unparseable",
-                                      items[i].reason, err, errsz)))
+        const char *class = strncmp(items[i].reason, "oversized", 9) ? "unparseable" : "oversized";
+        if ((st = ap_dead_letter_send(p->dead_letters, p->cfg, msgs[i], 1, class, items[i].reason,
+                                      err, errsz)))
             goto out;
         dead++;
     }
@@ -352,7 +360,9 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
                 snprintf(subsystem, sizeof subsystem, "unknown");
             p->stats.dead_lettered++;
             ap_metrics_count_action(p->metrics, subsystem, "dead_lettered", 1);
-            ap_metrics_count_dead_letter(p->metrics, subsystem, "unparseable", 1);
+            ap_metrics_count_dead_letter(
+                p->metrics, subsystem,
+                strncmp(it->reason, "oversized", 9) ? "unparseable" : "oversized", 1);
             ap_log(AP_LOG_WARN, "dead-lettered", "reason", it->reason, "topic",
                    rd_kafka_topic_name(msgs[i]->rkt), NULL);
             continue;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Transient failures go through the delayed retry topics: an endpoint that
 # fails twice then succeeds executes once after two retries, each no sooner
-# than its delay; one that always fails is dead-lettered after three; later
-# actions on the entity wait behind a retry and keep their order.
+# than its delay; one that always fails is dead-lettered after three, and once
+# fixed and replayed executes once (a second replay does nothing); later
+# actions on the entity wait behind a retry and keep their order; an oversized
+# message is dead-lettered at once.
 source "$(dirname "$0")/lib.sh"
 test_begin
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -30,7 +32,8 @@ export ACTIONPOOL_ADOBE_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port")
 export ACTIONPOOL_ADOBE_TOKEN=t ACTIONPOOL_ADOBE_API_KEY=k ACTIONPOOL_CRM_TOKEN=t
 # The breaker is tested in 0010; here failures must not open it.
 worker_start w1 --connector-file "$REPO/schemas/examples/connector.json" --retry-delays-s 2,3,4 \
-  --budget-max-increase-pct 1000 --breaker-consecutive 1000 --breaker-failure-pct 100
+  --budget-max-increase-pct 1000 --breaker-consecutive 1000 --breaker-failure-pct 100 \
+  --max-message-bytes 2048
 
 {
   action f1 flaky-1 100
@@ -65,6 +68,23 @@ dlq=$(consume_all "$TEST_ID.campaigns.dlq")
 check "the DLQ holds it" "$(jq -r '.payload | fromjson | .action_id' <<<"$dlq")" "d1"
 check_match "  ... attempt, class and original topic" "$(jq -c .headers <<<"$dlq")" \
   '"ap-error-class","http_503".*"ap-original-topic","'"$TEST_ID"'.campaigns".*"ap-attempt","3"'
+
+# The platform is fixed; ops replay the dead letter: it executes, once.
+curl -s -X POST "$ACTIONPOOL_ADOBE_BASE_URL/_reset" >/dev/null
+out=$("$BIN/actionpool-ctl" replay --action-id d1 --by ops 2>/dev/null)
+check_match "replay republishes the dead letter" "$out" "replayed 1 of 1 matching dead letters"
+wait_status d1 executed 30
+check "the replayed action executes" "$(status_of d1)" "executed"
+out=$("$BIN/actionpool-ctl" replay --action-id d1 --by ops 2>/dev/null)
+check_match "replaying again replays nothing" "$out" "replayed 0 of 1 matching dead letters \(1 already replayed\)"
 wait_drained 30
+check "executed once" "$(sql "select count(*) from executions e join actions a on a.id = e.action_pk where a.action_id = 'd1' and e.success")" 1
+
+# Oversized messages go to the DLQ at once, unread.
+head -c 3000 /dev/zero | tr '\0' x | produce_raw "$TEST_ID.campaigns" big
+wait_drained 30
+big=$(consume_all "$TEST_ID.campaigns.dlq" | jq -c 'select(.key == "big") | .headers')
+check_match "an oversized message is dead-lettered at once with the reason" "$big" \
+  '"ap-error-class","oversized","ap-error-message","oversized: 3000 bytes, more than max_message_bytes 2048"'
 kill "$TARGET" 2>/dev/null
 test_end
