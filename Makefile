@@ -57,7 +57,7 @@ deps:
 	deploy/local/stack.sh install
 
 test: deps
-	$(MAKE) all unit
+	$(MAKE) format-check all unit
 	tests/http_target/smoke.sh
 	tests/integration/run.sh
 	tests/deploy/validate.sh
@@ -71,7 +71,8 @@ bench: deps
 	bench/run.sh $(BENCH_ARGS)
 
 format-check:
-	clang-format --dry-run --Werror common/*.[ch] producer/*.[ch] worker/*.[ch] tests/unit/*.[ch]
+	clang-format --dry-run --Werror common/*.[ch] producer/*.[ch] worker/*.[ch] tests/unit/*.[ch] \
+	  tests/http_target/*.c bench/*.c
 
 clean:
 	rm -rf build bin

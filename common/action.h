@@ -6,8 +6,8 @@
 
 #include "status.h"
 
-#define AP_ID_MAX 64         /* action_id and tenant_id, in bytes */
-#define AP_KEY_MAX 400       /* idempotency and partition keys */
+#define AP_ID_MAX  64  /* action_id and tenant_id, in bytes */
+#define AP_KEY_MAX 400 /* idempotency and partition keys */
 
 /* An action as far as it could be read. `json` is owned; every string is
  * borrowed from it and NULL when absent or not a string. The action may still
@@ -19,7 +19,7 @@ typedef struct ap_action {
     const char *subsystem;
     const char *action_type;
     const char *entity_id;
-    const char *field;      /* proposed_change.field */
+    const char *field; /* proposed_change.field */
     const char *run_id;
     const char *created_at;
     char idempotency_key[AP_KEY_MAX]; /* tenant-scoped: "<tenant>:<key>" */

@@ -13,7 +13,7 @@ typedef enum { SETTING_STR, SETTING_INT, SETTING_NUM } setting_type;
 typedef struct setting {
     const char *name;
     setting_type type;
-    size_t offset; /* into ap_config */
+    size_t offset;   /* into ap_config */
     const char *def; /* NULL: computed (worker_id) */
     long min, max;   /* SETTING_INT and SETTING_NUM bounds */
     unsigned programs;
@@ -22,15 +22,18 @@ typedef struct setting {
     const char *choices;   /* SETTING_STR: "a|b" the value must be one of, or NULL */
 } setting;
 
-#define STR(f, d, p, h) {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, NULL}
-#define INT(f, d, lo, hi, p, h) {#f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h, NULL, NULL}
-#define NUM(f, d, lo, hi, p, h) {#f, SETTING_NUM, offsetof(ap_config, f), d, lo, hi, p, h, NULL, NULL}
+#define STR(f, d, p, h)                                                                            \
+    { #f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, NULL }
+#define INT(f, d, lo, hi, p, h)                                                                    \
+    { #f, SETTING_INT, offsetof(ap_config, f), d, lo, hi, p, h, NULL, NULL }
+#define NUM(f, d, lo, hi, p, h)                                                                    \
+    { #f, SETTING_NUM, offsetof(ap_config, f), d, lo, hi, p, h, NULL, NULL }
 /* A string setting that must be one of `choices` ("a|b|c"). */
 #define CHOICE(f, d, choices, p, h)                                                                \
-    {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, choices}
+    { #f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, NULL, choices }
 /* A string setting whose default is worked out at run time, said in words. */
 #define STR_COMPUTED(f, d, shown, p, h)                                                            \
-    {#f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, shown, NULL}
+    { #f, SETTING_STR, offsetof(ap_config, f), d, 0, 0, p, h, shown, NULL }
 
 static const setting settings[] = {
     STR(brokers, "127.0.0.1:9092", AP_PROG_ALL, "Kafka bootstrap servers"),
@@ -124,8 +127,8 @@ static int is_choice(const char *choices, const char *text) {
 
 /* Sets one setting from text; `source` names where it came from for errors.
  * On failure the setting keeps its value. */
-static ap_status setting_set(ap_config *cfg, const setting *s, const char *text,
-                             const char *source, char *err, size_t errsz) {
+static ap_status setting_set(ap_config *cfg, const setting *s, const char *text, const char *source,
+                             char *err, size_t errsz) {
     if (s->type == SETTING_STR) {
         if (s->choices && !is_choice(s->choices, text))
             return ap_fail(AP_ERR_INVALID, err, errsz, "%s: '%s' is not one of %s", source, text,
@@ -142,11 +145,11 @@ static ap_status setting_set(ap_config *cfg, const setting *s, const char *text,
     if (s->type == SETTING_NUM) {
         double x = strtod(text, &end);
         if (errno || end == text || *end || x != x)
-            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: cannot parse '%s' as a number",
-                           source, text);
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: cannot parse '%s' as a number", source,
+                           text);
         if (x < (double)s->min || x > (double)s->max)
-            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: %g is out of range %ld..%ld", source,
-                           x, s->min, s->max);
+            return ap_fail(AP_ERR_INVALID, err, errsz, "%s: %g is out of range %ld..%ld", source, x,
+                           s->min, s->max);
         *(double *)((char *)cfg + s->offset) = x;
         return AP_OK;
     }
@@ -298,7 +301,9 @@ void ap_config_usage(FILE *out, unsigned program) {
         }
         flag[f] = env[e] = '\0';
         fprintf(out, "  --%-16s %-27s %s (default: %s)\n", flag, env, s->help,
-                s->def && *s->def ? s->def : s->shown_def ? s->shown_def : "none");
+                s->def && *s->def ? s->def
+                : s->shown_def    ? s->shown_def
+                                  : "none");
     }
     fprintf(out, "  --kafka.<property>  ACTIONPOOL_KAFKA_<PROPERTY>  any librdkafka property\n");
 }

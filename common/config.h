@@ -16,25 +16,25 @@
 enum { AP_PROG_PRODUCER = 1, AP_PROG_WORKER = 2, AP_PROG_CTL = 4, AP_PROG_ALL = 7 };
 
 typedef struct ap_kafka_prop {
-    char *name;  /* librdkafka property, e.g. "security.protocol" */
+    char *name; /* librdkafka property, e.g. "security.protocol" */
     char *value;
 } ap_kafka_prop;
 
 typedef struct ap_config {
-    char *brokers;       /* Kafka bootstrap servers */
+    char *brokers; /* Kafka bootstrap servers */
     char *redis_host;
     int redis_port;
-    char *pg_dsn;        /* libpq connection string */
-    char *schema_dir;    /* executor_map.json, sql/ */
-    char *topic_prefix;  /* topics are <prefix>.<subsystem>[.retry.N|.dlq] */
-    char *group_id;      /* worker consumer group */
-    char *subsystems;    /* comma-separated subsystems a worker consumes */
-    char *worker_id;     /* recorded with each execution; default host:pid */
-    int batch_size;      /* most messages per batch */
-    int batch_ms;        /* longest wait to fill a batch */
-    int partitions;      /* partitions per topic, for ctl migrate */
-    int claim_lease_ms;  /* idempotency claim lease */
-    int done_ttl_s;      /* how long a finished idempotency key remembers its outcome */
+    char *pg_dsn;       /* libpq connection string */
+    char *schema_dir;   /* executor_map.json, sql/ */
+    char *topic_prefix; /* topics are <prefix>.<subsystem>[.retry.N|.dlq] */
+    char *group_id;     /* worker consumer group */
+    char *subsystems;   /* comma-separated subsystems a worker consumes */
+    char *worker_id;    /* recorded with each execution; default host:pid */
+    int batch_size;     /* most messages per batch */
+    int batch_ms;       /* longest wait to fill a batch */
+    int partitions;     /* partitions per topic, for ctl migrate */
+    int claim_lease_ms; /* idempotency claim lease */
+    int done_ttl_s;     /* how long a finished idempotency key remembers its outcome */
     char *log_level;
     char *execution_mode;        /* "apply" or "dry_run" */
     int budget_max_increase_pct; /* budget guardrail: cap per action */
@@ -43,24 +43,24 @@ typedef struct ap_config {
     char *connector_file;        /* HTTP connector config; "": none */
     int http_timeout_ms;
     int http_max_in_flight;
-    char *health_addr;           /* /healthz, /readyz, /metrics */
+    char *health_addr; /* /healthz, /readyz, /metrics */
     int health_port;
     int health_stale_ms;
-    int drain_timeout_s;         /* SIGTERM: finish, commit, leave within this */
-    char *tier_floors;           /* "subsystem[:action_type]=N,...": raised default tiers */
+    int drain_timeout_s; /* SIGTERM: finish, commit, leave within this */
+    char *tier_floors;   /* "subsystem[:action_type]=N,...": raised default tiers */
     double tier1_min_confidence;
     double tier1_min_impact;
     int tier1_quiet_hours;
-    int rate_limit_hourly;       /* tokens per tenant x subsystem: short window */
-    int rate_limit_daily;        /* ... long window */
+    int rate_limit_hourly; /* tokens per tenant x subsystem: short window */
+    int rate_limit_daily;  /* ... long window */
     int rate_limit_hour_s;
     int rate_limit_day_s;
-    int breaker_window;          /* circuit breaker per tenant x subsystem */
+    int breaker_window; /* circuit breaker per tenant x subsystem */
     int breaker_failure_pct;
     int breaker_consecutive;
-    char *alert_webhook_url;     /* "": none */
-    int max_message_bytes;       /* larger messages are dead-lettered unread */
-    char *retry_delays_s;        /* "d1,d2,d3": delays of retry topics 1..AP_RETRY_TOPICS */
+    char *alert_webhook_url; /* "": none */
+    int max_message_bytes;   /* larger messages are dead-lettered unread */
+    char *retry_delays_s;    /* "d1,d2,d3": delays of retry topics 1..AP_RETRY_TOPICS */
 
     ap_kafka_prop *kafka; /* passthrough properties, in the order given */
     int kafka_count;

@@ -41,9 +41,8 @@ static const struct {
 /* The members a field rule may have; any other is a load error, so that a
  * misspelt limit cannot silently drop out. */
 static const char *const rule_members[] = {
-    "type",         "format",       "minimum", "maximum",    "exclusive_minimum",
-    "minimum_from", "maximum_from", "enum",    "max_length", "description",
-    "budget_guardrail", "scalable",
+    "type",         "format", "minimum",    "maximum",     "exclusive_minimum", "minimum_from",
+    "maximum_from", "enum",   "max_length", "description", "budget_guardrail",  "scalable",
 };
 
 #define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
@@ -154,8 +153,8 @@ static ap_status field_parse(ap_field_rule *f, const char *where, const char *na
     for (i = 0; i < COUNT(string_only); i++) {
         if (json_object_get(rule, string_only[i]) && f->type != AP_FIELD_STRING)
             return ap_fail(AP_ERR_INVALID, err, errsz,
-                           "%s: \"%s\" applies to string fields, not '%s'", where,
-                           string_only[i], type);
+                           "%s: \"%s\" applies to string fields, not '%s'", where, string_only[i],
+                           type);
     }
 
     const json_t *min = json_object_get(rule, "minimum");
@@ -166,8 +165,7 @@ static ap_status field_parse(ap_field_rule *f, const char *where, const char *na
         f->not_before_today = 1;
     } else if (bound(rule, "minimum", &f->has_minimum, &f->minimum) ||
                bound(rule, "maximum", &f->has_maximum, &f->maximum) ||
-               bound(rule, "exclusive_minimum", &f->has_exclusive_minimum,
-                     &f->exclusive_minimum)) {
+               bound(rule, "exclusive_minimum", &f->has_exclusive_minimum, &f->exclusive_minimum)) {
         return ap_fail(AP_ERR_INVALID, err, errsz, "%s: bounds must be numbers", where);
     }
     if (path_member(rule, "minimum_from", &f->minimum_from))
@@ -215,8 +213,8 @@ static ap_status field_parse(ap_field_rule *f, const char *where, const char *na
     return AP_OK;
 }
 
-static ap_status subsystem_parse(ap_subsystem *sub, const char *name, const json_t *def,
-                                 char *err, size_t errsz) {
+static ap_status subsystem_parse(ap_subsystem *sub, const char *name, const json_t *def, char *err,
+                                 size_t errsz) {
     char where[256];
     const char *type_name, *field_name;
     const json_t *tier, *rule;
@@ -252,8 +250,8 @@ static ap_status subsystem_parse(ap_subsystem *sub, const char *name, const json
         return AP_ERR_NOMEM;
     json_object_foreach((json_t *)fields, field_name, rule) {
         snprintf(where, sizeof where, "subsystems.%s.fields.%s", name, field_name);
-        ap_status st = field_parse(&sub->fields[sub->field_count], where, field_name, rule, err,
-                                   errsz);
+        ap_status st =
+            field_parse(&sub->fields[sub->field_count], where, field_name, rule, err, errsz);
         if (st)
             return st;
         sub->field_count++;

@@ -49,11 +49,11 @@ typedef struct ap_field_rule {
     double minimum, maximum, exclusive_minimum;
     const char *minimum_from; /* dotted path into the action, e.g. "guardrails.current_spend" */
     const char *maximum_from;
-    int not_before_today; /* dates: "minimum": "today" */
+    int not_before_today;      /* dates: "minimum": "today" */
     const json_t *enum_values; /* array of strings, or NULL */
-    int max_length; /* strings, in characters; 0: unbounded */
-    int budget_guardrail; /* increases capped, a floor kept (settings budget_*) */
-    int scalable;         /* a `scale` action may change it */
+    int max_length;            /* strings, in characters; 0: unbounded */
+    int budget_guardrail;      /* increases capped, a floor kept (settings budget_*) */
+    int scalable;              /* a `scale` action may change it */
 } ap_field_rule;
 
 typedef struct ap_subsystem {

@@ -6,8 +6,10 @@
 
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
-    ap_log(level <= 3 ? AP_LOG_ERROR : level <= 5 ? AP_LOG_WARN : AP_LOG_DEBUG, buf, "facility",
-           fac, "source", "librdkafka", NULL);
+    ap_log(level <= 3   ? AP_LOG_ERROR
+           : level <= 5 ? AP_LOG_WARN
+                        : AP_LOG_DEBUG,
+           buf, "facility", fac, "source", "librdkafka", NULL);
 }
 
 int ap_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,

@@ -117,8 +117,8 @@ ap_status ap_kernel_output_read(FILE *in, ap_kernel_action_fn fn, void *ctx, cha
                      "kernel output: expected {\"optimization_actions\": [...]} or JSON Lines, "
                      "got a document without 'optimization_actions'");
     else
-        st = ap_fail(AP_ERR_INVALID, err, errsz, "kernel output: line %d column %d: %s",
-                     jerr.line, jerr.column, jerr.text);
+        st = ap_fail(AP_ERR_INVALID, err, errsz, "kernel output: line %d column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
     json_decref(doc);
     free(text);
     return st;

@@ -22,11 +22,16 @@ static void delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 ap_publisher *ap_publisher_new(const ap_config *cfg, ap_delivery_fn on_delivery, void *ctx,
                                char *err, size_t errsz) {
     static const char *const defaults[] = {
-        "enable.idempotence", "true", /* implies acks=all and ordered, gap-less retries */
-        "acks", "all",
-        "linger.ms", "5",
-        "compression.type", "lz4",
-        "message.timeout.ms", "30000",
+        "enable.idempotence",
+        "true", /* implies acks=all and ordered, gap-less retries */
+        "acks",
+        "all",
+        "linger.ms",
+        "5",
+        "compression.type",
+        "lz4",
+        "message.timeout.ms",
+        "30000",
         NULL,
     };
     ap_publisher *p = calloc(1, sizeof *p);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 #define AP_RETRY_TOPICS 3
-#define AP_TOPIC_MAX 256
+#define AP_TOPIC_MAX    256
 
 void ap_topic_main(char *buf, size_t size, const char *prefix, const char *subsystem);
 void ap_topic_retry(char *buf, size_t size, const char *prefix, const char *subsystem, int n);

@@ -376,8 +376,8 @@ int ap_validate(const ap_executor_map *map, const json_t *action, const char *to
     check_number(action, "confidence", 0, 1, v);
     check_number(action, "estimated_impact", -INFINITY, INFINITY, v);
     const json_t *tier = json_object_get(action, "tier");
-    if (tier && (!json_is_integer(tier) || json_integer_value(tier) < 1 ||
-                 json_integer_value(tier) > 3))
+    if (tier &&
+        (!json_is_integer(tier) || json_integer_value(tier) < 1 || json_integer_value(tier) > 3))
         violate(v, "tier", "enum", "'tier' must be 1, 2 or 3");
     const json_t *m;
     if ((m = json_object_get(action, "guardrails")) && !json_is_object(m))

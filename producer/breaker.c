@@ -13,8 +13,8 @@ static redisContext *redis_connect(const ap_config *cfg, char *err, size_t errsz
     struct timeval timeout = {5, 0};
     redisContext *r = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, timeout);
     if (!r || r->err) {
-        ap_fail(AP_ERR_REDIS, err, errsz, "cannot connect to redis at %s:%d: %s",
-                cfg->redis_host, cfg->redis_port, r ? r->errstr : "out of memory");
+        ap_fail(AP_ERR_REDIS, err, errsz, "cannot connect to redis at %s:%d: %s", cfg->redis_host,
+                cfg->redis_port, r ? r->errstr : "out of memory");
         redisFree(r);
         return NULL;
     }
@@ -75,8 +75,9 @@ ap_status ap_breaker_reset(const ap_config *cfg, const char *tenant, const char 
     redisContext *r = redis_connect(cfg, err, errsz);
     if (!r)
         return AP_ERR_REDIS;
-    redisReply *del = redisCommand(r, "DEL " OPEN_PREFIX "%s ap:breaker:window:%s "
-                                      "ap:breaker:streak:%s",
+    redisReply *del = redisCommand(r,
+                                   "DEL " OPEN_PREFIX "%s ap:breaker:window:%s "
+                                   "ap:breaker:streak:%s",
                                    scope, scope, scope);
     if (!del || del->type != REDIS_REPLY_INTEGER) {
         st = ap_fail(AP_ERR_REDIS, err, errsz, "redis: %s", del ? "unexpected reply" : r->errstr);

@@ -71,9 +71,8 @@ ap_status ap_controls_kill_switch(const ap_config *cfg, int on, const char *by, 
     return st;
 }
 
-ap_status ap_controls_pause(const ap_config *cfg, const char *scope, const char *target,
-                            int paused, const char *by, const char *reason, char *err,
-                            size_t errsz) {
+ap_status ap_controls_pause(const ap_config *cfg, const char *scope, const char *target, int paused,
+                            const char *by, const char *reason, char *err, size_t errsz) {
     const char *params[] = {scope, target, by, reason};
     const stmt pause = {"INSERT INTO controls (scope, target, set_by, reason) "
                         "VALUES ($1, $2, $3, $4) ON CONFLICT (scope, target) "
@@ -177,8 +176,8 @@ ap_status ap_controls_decide(const ap_config *cfg, const char *action_id, const 
         {"COMMIT", 0},
     };
     for (int i = 0; i < 3; i++) {
-        if (!(res = ap_pg_query(pg, stmts[i].sql, stmts[i].nparams, params, "decision", err,
-                                errsz)))
+        if (!(res =
+                  ap_pg_query(pg, stmts[i].sql, stmts[i].nparams, params, "decision", err, errsz)))
             goto pg_fail;
         PQclear(res);
     }

@@ -20,9 +20,8 @@ ap_status ap_controls_kill_switch(const ap_config *cfg, int on, const char *by, 
 
 /* Pauses or resumes one tenant (scope "tenant") or subsystem ("subsystem").
  * Paused work waits and runs after the resume, with no replay. */
-ap_status ap_controls_pause(const ap_config *cfg, const char *scope, const char *target,
-                            int paused, const char *by, const char *reason, char *err,
-                            size_t errsz);
+ap_status ap_controls_pause(const ap_config *cfg, const char *scope, const char *target, int paused,
+                            const char *by, const char *reason, char *err, size_t errsz);
 
 /* Protects an entity (actions on it are rejected) or lifts the protection. */
 ap_status ap_controls_protect(const ap_config *cfg, const char *tenant, const char *subsystem,

@@ -349,7 +349,8 @@ static void policy_usage(FILE *out) {
     fprintf(out,
             "Usage: actionpool-ctl approve|reject ACTION_ID --by NAME [--tenant T] [--note TEXT]\n"
             "       actionpool-ctl kill-switch on|off [--by NAME] [--reason TEXT]\n"
-            "       actionpool-ctl pause|resume (--tenant T | --subsystem S) [--by NAME] [--reason TEXT]\n"
+            "       actionpool-ctl pause|resume (--tenant T | --subsystem S) [--by NAME] [--reason "
+            "TEXT]\n"
             "       actionpool-ctl protect|unprotect --tenant T --subsystem S --entity E\n"
             "                      [--by NAME] [--reason TEXT]\n"
             "       actionpool-ctl autopilot on|off --tenant T [--entity CAMPAIGN] [--by NAME]\n"
@@ -385,8 +386,8 @@ static int policy_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t
         if (!o->target || !o->by)
             return ap_fail(AP_ERR_INVALID, err, errsz, "%s needs ACTION_ID and --by NAME", name),
                    CTL_USAGE;
-        st = ap_controls_decide(cfg, o->target, o->tenant, !strcmp(name, "approve"), o->by,
-                                o->note, err, errsz);
+        st = ap_controls_decide(cfg, o->target, o->tenant, !strcmp(name, "approve"), o->by, o->note,
+                                err, errsz);
     } else if (!strcmp(name, "kill-switch")) {
         if (on_off(o->target) < 0)
             return ap_fail(AP_ERR_INVALID, err, errsz, "kill-switch needs on or off"), CTL_USAGE;
@@ -403,8 +404,8 @@ static int policy_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t
             return ap_fail(AP_ERR_INVALID, err, errsz,
                            "%s needs --tenant, --subsystem and --entity", name),
                    CTL_USAGE;
-        st = ap_controls_protect(cfg, o->tenant, o->subsystem, o->entity,
-                                 !strcmp(name, "protect"), by, o->reason, err, errsz);
+        st = ap_controls_protect(cfg, o->tenant, o->subsystem, o->entity, !strcmp(name, "protect"),
+                                 by, o->reason, err, errsz);
     } else if (!strcmp(name, "autopilot")) {
         if (on_off(o->target) < 0 || !o->tenant)
             return ap_fail(AP_ERR_INVALID, err, errsz, "autopilot needs on or off and --tenant"),
@@ -427,8 +428,8 @@ static int policy_run(const ap_config *cfg, const ctl_opts *o, char *err, size_t
 
 /* Options of the policy commands; returns like option_take. */
 static int policy_option(ctl_opts *o, int argc, char **argv, int *i, char *err, size_t errsz) {
-    static const char *const names[] = {"--by", "--note", "--tenant", "--subsystem", "--entity",
-                                        "--reason"};
+    static const char *const names[] = {"--by",        "--note",   "--tenant",
+                                        "--subsystem", "--entity", "--reason"};
     const char **slots[] = {&o->by, &o->note, &o->tenant, &o->subsystem, &o->entity, &o->reason};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         const char *v;

@@ -7,7 +7,7 @@
 
 /* Raises one alert. tenant and subsystem may be NULL. A webhook that does not
  * answer within 2 s is logged and skipped: the row is the record. */
-void ap_alert_raise(ap_store *store, const char *webhook_url, const char *kind,
-                    const char *tenant, const char *subsystem, const char *message);
+void ap_alert_raise(ap_store *store, const char *webhook_url, const char *kind, const char *tenant,
+                    const char *subsystem, const char *message);
 
 #endif

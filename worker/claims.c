@@ -70,7 +70,8 @@ static const char report_lua[] =
     "    local streak = run == '2' and redis.call('INCR', s) or 0\n"
     "    if run == '1' then redis.call('SET', s, 0) end\n"
     "    local fails, n = 0, 0\n"
-    "    for _, f in ipairs(redis.call('LRANGE', w, 0, -1)) do fails = fails + tonumber(f); n = n + 1 end\n"
+    "    for _, f in ipairs(redis.call('LRANGE', w, 0, -1)) do fails = fails + tonumber(f); n = n "
+    "+ 1 end\n"
     "    if (streak >= streak_max or (n >= window and fails * 100 > pct * n))\n"
     "       and redis.call('SET', 'ap:breaker:open:' .. scope,\n"
     "           fails .. ' of the last ' .. n .. ' failed, ' .. streak .. ' in a row', 'NX') then\n"
@@ -90,7 +91,7 @@ struct ap_claims {
     redisContext *redis; /* NULL while disconnected */
     char host[256];
     int port;
-    char owner[256]; /* "claim:<worker>" */
+    char owner[256];      /* "claim:<worker>" */
     const ap_config *cfg; /* borrowed: limits, windows, breaker */
     finish *finishes;
     int finish_count, finish_cap;

@@ -14,7 +14,7 @@
 typedef struct deferral {
     char topic[AP_TOPIC_MAX];
     int32_t partition;
-    int64_t offset;     /* the message it was rewound to */
+    int64_t offset; /* the message it was rewound to */
     long long due_ms;
 } deferral;
 
@@ -38,7 +38,8 @@ static int on_stats(rd_kafka_t *rk, char *text, size_t len, void *opaque) {
     int up = 0;
     json_object_foreach(json_object_get(stats, "brokers"), name, broker) {
         const char *state = json_string_value(json_object_get(broker, "state"));
-        up |= state && !strcmp(state, "UP") && json_integer_value(json_object_get(broker, "nodeid")) >= 0;
+        up |= state && !strcmp(state, "UP") &&
+              json_integer_value(json_object_get(broker, "nodeid")) >= 0;
     }
     c->kafka_up = up;
     json_object_foreach(json_object_get(stats, "topics"), tname, topic) {
@@ -65,19 +66,27 @@ static long long now_ms(void) {
 
 ap_consumer *ap_consumer_new(const ap_config *cfg, ap_metrics *metrics, char *err, size_t errsz) {
     static const char *const defaults[] = {
-        "enable.auto.commit", "true", /* commits what ap_consumer_store stored */
-        "auto.commit.interval.ms", "1000",
-        "auto.offset.reset", "earliest",
-        "enable.partition.eof", "false",
-        "statistics.interval.ms", "5000", /* lag metrics and broker state */
+        "enable.auto.commit",
+        "true", /* commits what ap_consumer_store stored */
+        "auto.commit.interval.ms",
+        "1000",
+        "auto.offset.reset",
+        "earliest",
+        "enable.partition.eof",
+        "false",
+        "statistics.interval.ms",
+        "5000", /* lag metrics and broker state */
         /* A backlog stays in Kafka, not in our memory: bench/README.md measured
          * peak RSS over a 400k backlog at 177 MB with librdkafka's defaults,
          * 33.5 MB with these, at the same rate. */
-        "queued.max.messages.kbytes", "1024",
-        "fetch.max.bytes", "1048576",
+        "queued.max.messages.kbytes",
+        "1024",
+        "fetch.max.bytes",
+        "1048576",
         /* Eager, not cooperative-sticky: librdkafka 2.0.2 closes a cooperative
          * member without LeaveGroup, so the group waits a session timeout. */
-        "partition.assignment.strategy", "roundrobin",
+        "partition.assignment.strategy",
+        "roundrobin",
         NULL,
     };
     rd_kafka_topic_partition_list_t *topics = NULL;

@@ -82,7 +82,8 @@ ap_status ap_dead_letter_send(ap_publisher *p, const ap_config *cfg, const rd_ka
     ap_topic_dlq(topic, sizeof topic, cfg->topic_prefix, subsystem);
     ap_failure_origin_of(msg, &origin);
     rd_kafka_headers_t *h = ap_failure_headers(&origin, attempt, error_class, reason, 0);
-    snprintf(key, sizeof key, "%.*s", (int)(msg->key_len < sizeof key ? msg->key_len : sizeof key - 1),
+    snprintf(key, sizeof key, "%.*s",
+             (int)(msg->key_len < sizeof key ? msg->key_len : sizeof key - 1),
              msg->key ? (const char *)msg->key : "");
     ap_status st = ap_publisher_send(p, topic, msg->key ? key : NULL, msg->payload, msg->len, h,
                                      NULL, err, errsz);

@@ -62,13 +62,11 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
         json_t *p = json_array_get(prepared, (size_t)i), *item = jobs[i].item;
         if (json_is_string(json_object_get(p, "known")))
             continue; /* not to be sent: recorded before, a duplicate, or held by policy */
-        json_object_set_new(item, "prepared",
-                            json_pack("{s:O, s:O, s:O, s:O, s:O}", "field",
-                                      json_object_get(p, "field"), "value",
-                                      json_object_get(p, "value"), "failure",
-                                      json_object_get(p, "failure"), "why",
-                                      json_object_get(p, "why"), "output",
-                                      json_object_get(p, "output")));
+        json_object_set_new(
+            item, "prepared",
+            json_pack("{s:O, s:O, s:O, s:O, s:O}", "field", json_object_get(p, "field"), "value",
+                      json_object_get(p, "value"), "failure", json_object_get(p, "failure"), "why",
+                      json_object_get(p, "why"), "output", json_object_get(p, "output")));
         if (json_is_string(json_object_get(p, "failure"))) {
             json_object_set_new(item, "status", json_string("rejected"));
             continue;
@@ -95,8 +93,8 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
         else if (r->outcome != AP_HTTP_EXECUTED)
             json_object_set_new(item, "status", json_string("rejected"));
         if (r->outcome == AP_HTTP_PERMISSION_DENIED)
-            ap_log(AP_LOG_ERROR, "permission denied by the live target", "action_id",
-                   a->action_id, "tenant_id", a->tenant_id, "error", r->error, NULL);
+            ap_log(AP_LOG_ERROR, "permission denied by the live target", "action_id", a->action_id,
+                   "tenant_id", a->tenant_id, "error", r->error, NULL);
         else if (r->outcome != AP_HTTP_EXECUTED)
             ap_log(AP_LOG_WARN, "live request failed", "action_id", a->action_id, "tenant_id",
                    a->tenant_id, "error_class", r->error_class, "error", r->error, NULL);

@@ -19,11 +19,11 @@ typedef struct item {
     item_kind kind;
     ap_action action;
     char reason[1024];
-    const char *status;       /* what to record: "executed", "dry_run" or "rejected" */
-    char scope[AP_KEY_MAX];   /* "<tenant>:<subsystem>": its rate limit and breaker */
-    long wait_ms;             /* what the guards said: 0 go, > 0 no token yet, -1 breaker open */
-    int attempt;              /* 0 from a main topic, n from retry topic n */
-    int replay;               /* republished from the DLQ by actionpool-ctl replay */
+    const char *status;     /* what to record: "executed", "dry_run" or "rejected" */
+    char scope[AP_KEY_MAX]; /* "<tenant>:<subsystem>": its rate limit and breaker */
+    long wait_ms;           /* what the guards said: 0 go, > 0 no token yet, -1 breaker open */
+    int attempt;            /* 0 from a main topic, n from retry topic n */
+    int replay;             /* republished from the DLQ by actionpool-ctl replay */
 } item;
 
 /* Reads one message into an item: a dead letter, a rejection or an execution. */
@@ -70,13 +70,13 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
  * from an invalid action are only those that are sure to be well-formed. */
 static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item *it, int ord) {
     const ap_action *a = &it->action;
-    json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}",
-                          "ord", ord, "action_id", a->action_id, "tenant_id", a->tenant_id,
-                          "idempotency_key", a->idempotency_key, "payload", a->json, "status",
-                          it->status, "worker_id", p->cfg->worker_id, "subsystem", a->subsystem,
-                          "action_type", a->action_type, "entity_id", a->entity_id, "topic",
-                          rd_kafka_topic_name(m->rkt), "partition", (int)m->partition, "offset",
-                          (json_int_t)m->offset);
+    json_t *j =
+        json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}", "ord",
+                  ord, "action_id", a->action_id, "tenant_id", a->tenant_id, "idempotency_key",
+                  a->idempotency_key, "payload", a->json, "status", it->status, "worker_id",
+                  p->cfg->worker_id, "subsystem", a->subsystem, "action_type", a->action_type,
+                  "entity_id", a->entity_id, "topic", rd_kafka_topic_name(m->rkt), "partition",
+                  (int)m->partition, "offset", (json_int_t)m->offset);
     if (it->kind == ITEM_REJECT) {
         json_object_set_new(j, "reason", json_string(it->reason));
         return j;
@@ -117,9 +117,9 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
 
 /* The actions of the batch that go to a live HTTP target: those a route
  * matches, whose key this worker claimed and no earlier action of the batch
- * uses, and the first of each entity (the others wait behind it). A key another worker is executing right now makes the batch wait
- * (AP_ERR_BUSY); a finished one needs no request (Postgres records it as
- * redelivered or duplicate). */
+ * uses, and the first of each entity (the others wait behind it). A key another worker is executing
+ * right now makes the batch wait (AP_ERR_BUSY); a finished one needs no request (Postgres records
+ * it as redelivered or duplicate). */
 static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
                           const ap_guard_item *guards, int nkeys, char *err, size_t errsz) {
     ap_http_job *jobs = calloc((size_t)nkeys + 1, sizeof *jobs);
@@ -157,7 +157,8 @@ static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
             behind = !strcmp(jobs[j].action->partition_key, a->partition_key) &&
                      !strcmp(jobs[j].action->subsystem, a->subsystem);
         if (behind)
-            json_object_set_new(record, "wait", json_pack("{s:s, s:i}", "reason", "behind", "ms", 0));
+            json_object_set_new(record, "wait",
+                                json_pack("{s:s, s:i}", "reason", "behind", "ms", 0));
         else
             jobs[njobs++] = (ap_http_job){.action = a, .item = record};
     }
@@ -194,9 +195,9 @@ static ap_status send_retries(ap_pipeline *p, rd_kafka_message_t **msgs, item *i
             json_object_set_new(record, "status", json_string("dead_lettered"));
         ap_metrics_count_retry(p->metrics, items[i].action.subsystem, items[i].attempt + 1, 1);
         if (dead)
-            ap_metrics_count_dead_letter(
-                p->metrics, items[i].action.subsystem,
-                json_string_value(json_object_get(http, "error_class")), 1);
+            ap_metrics_count_dead_letter(p->metrics, items[i].action.subsystem,
+                                         json_string_value(json_object_get(http, "error_class")),
+                                         1);
         p->stats.retried++;
         sent++;
     }
@@ -275,9 +276,9 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
         item *it = &items[i];
         snprintf(it->scope, sizeof it->scope, "%s:%s", it->action.tenant_id, it->action.subsystem);
         key_item[nkeys] = i;
-        guards[nkeys++] = (ap_guard_item){.key = it->action.idempotency_key,
-                                          .scope = strcmp(it->status, "dry_run") ? it->scope
-                                                                                 : NULL};
+        guards[nkeys++] =
+            (ap_guard_item){.key = it->action.idempotency_key,
+                            .scope = strcmp(it->status, "dry_run") ? it->scope : NULL};
     }
 
     struct timespec started;

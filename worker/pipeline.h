@@ -14,8 +14,8 @@
 #include "claims.h"
 #include "config.h"
 #include "connector.h"
-#include "http_executor.h"
 #include "executor_map.h"
+#include "http_executor.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "store.h"
@@ -30,15 +30,15 @@ typedef struct ap_pipeline_stats {
 } ap_pipeline_stats;
 
 typedef struct ap_pipeline {
-    const ap_config *cfg;        /* borrowed */
-    const ap_executor_map *map;  /* borrowed */
-    const ap_tiers *tiers;       /* borrowed */
-    ap_claims *claims;           /* borrowed */
-    ap_store *store;             /* borrowed */
-    ap_publisher *dead_letters;  /* borrowed */
-    ap_metrics *metrics;         /* borrowed; may be NULL */
-    const ap_connector *connector; /* borrowed; NULL: every action goes to the store */
-    ap_http_executor *http;        /* borrowed; set with connector */
+    const ap_config *cfg;              /* borrowed */
+    const ap_executor_map *map;        /* borrowed */
+    const ap_tiers *tiers;             /* borrowed */
+    ap_claims *claims;                 /* borrowed */
+    ap_store *store;                   /* borrowed */
+    ap_publisher *dead_letters;        /* borrowed */
+    ap_metrics *metrics;               /* borrowed; may be NULL */
+    const ap_connector *connector;     /* borrowed; NULL: every action goes to the store */
+    ap_http_executor *http;            /* borrowed; set with connector */
     int retry_delays[AP_RETRY_TOPICS]; /* seconds, from retry_delays_s */
     ap_pipeline_stats stats;
 } ap_pipeline;

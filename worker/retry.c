@@ -35,10 +35,9 @@ long long ap_retry_due(const rd_kafka_message_t *msg) {
     return ap_retry_attempt(msg) ? atoll(ap_header_get(msg, "ap-due-at", due, sizeof due)) : 0;
 }
 
-ap_status ap_retry_send(ap_publisher *p, const ap_config *cfg,
-                        const int delays[AP_RETRY_TOPICS], const rd_kafka_message_t *msg,
-                        const char *error_class, const char *error, int retry_after_s,
-                        int *dead, char *err, size_t errsz) {
+ap_status ap_retry_send(ap_publisher *p, const ap_config *cfg, const int delays[AP_RETRY_TOPICS],
+                        const rd_kafka_message_t *msg, const char *error_class, const char *error,
+                        int retry_after_s, int *dead, char *err, size_t errsz) {
     int attempt = ap_retry_attempt(msg) + 1;
     *dead = attempt > AP_RETRY_TOPICS;
     if (*dead)

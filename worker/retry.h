@@ -23,9 +23,8 @@ long long ap_retry_due(const rd_kafka_message_t *msg);
 
 /* Sends msg on after its attempt failed: to the next retry topic, or to the
  * DLQ after the last (*dead set). Delivery is confirmed by ap_publisher_flush. */
-ap_status ap_retry_send(ap_publisher *p, const ap_config *cfg,
-                        const int delays[AP_RETRY_TOPICS], const rd_kafka_message_t *msg,
-                        const char *error_class, const char *error, int retry_after_s,
-                        int *dead, char *err, size_t errsz);
+ap_status ap_retry_send(ap_publisher *p, const ap_config *cfg, const int delays[AP_RETRY_TOPICS],
+                        const rd_kafka_message_t *msg, const char *error_class, const char *error,
+                        int retry_after_s, int *dead, char *err, size_t errsz);
 
 #endif

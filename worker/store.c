@@ -15,8 +15,7 @@ static ap_status store_connect(ap_store *s, char *err, size_t errsz) {
     PQfinish(s->pg);
     s->pg = PQconnectdb(s->dsn);
     if (PQstatus(s->pg) != CONNECTION_OK) {
-        ap_fail(AP_ERR_PG, err, errsz, "cannot connect to postgres: %s",
-                PQerrorMessage(s->pg));
+        ap_fail(AP_ERR_PG, err, errsz, "cannot connect to postgres: %s", PQerrorMessage(s->pg));
         PQfinish(s->pg);
         s->pg = NULL;
         return AP_ERR_PG;
@@ -38,8 +37,8 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz) {
     return s;
 }
 
-ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n,
-                          char *err, size_t errsz) {
+ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n, char *err,
+                          size_t errsz) {
     ap_status st = store_connect(s, err, errsz);
     if (st)
         return st;
@@ -47,9 +46,8 @@ ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32]
     if (!text)
         return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
     const char *params[1] = {text};
-    PGresult *res = PQexecParams(s->pg,
-                                 "SELECT ord, outcome FROM ap_record_batch($1::jsonb)", 1, NULL,
-                                 params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(s->pg, "SELECT ord, outcome FROM ap_record_batch($1::jsonb)", 1,
+                                 NULL, params, NULL, NULL, 0);
     free(text);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = ap_fail(AP_ERR_PG, err, errsz, "recording the batch failed: %s",

@@ -18,8 +18,8 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz);
  * item whose "ord" is i: the status recorded, "duplicate" or "redelivered".
  * On AP_ERR_PG nothing was recorded and the connection is reset on the next
  * call. */
-ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n,
-                          char *err, size_t errsz);
+ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n, char *err,
+                          size_t errsz);
 
 /* For items about to be sent to a live target: what applying each would do
  * (ap_prepare_batch in schemas/sql). Returns a new JSON array, one object per

@@ -11,9 +11,9 @@
 
 #include "claims.h"
 #include "config.h"
+#include "connector.h"
 #include "consumer.h"
 #include "executor_map.h"
-#include "connector.h"
 #include "health.h"
 #include "http_executor.h"
 #include "log.h"
@@ -25,11 +25,11 @@
 #include "tiers.h"
 #include "topics.h"
 
-#define VERSION "0.1.0"
+#define VERSION          "0.1.0"
 #define PROGRESS_EVERY_S 10
-#define BACKOFF_MAX_MS 5000
-#define RESUME_LEASE_S 30 /* a resumed action not seen again by then is resumed again */
-#define RESUME_MAX 500
+#define BACKOFF_MAX_MS   5000
+#define RESUME_LEASE_S   30 /* a resumed action not seen again by then is resumed again */
+#define RESUME_MAX       500
 
 static volatile sig_atomic_t running = 1;
 static unsigned drain_timeout_s = 25;
@@ -44,7 +44,7 @@ static void on_signal(int sig) {
     running = 0;
 }
 
-static const char *const statuses[] = {"executed", "dry_run", "rejected", "duplicate",
+static const char *const statuses[] = {"executed",    "dry_run",       "rejected", "duplicate",
                                        "redelivered", "dead_lettered", "failed"};
 
 /* Every subsystem x status series exists from the start, at 0. */
@@ -123,19 +123,18 @@ static void check_stores(ap_health *h, ap_pipeline *p, ap_store *store, ap_consu
 }
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: actionpool-worker [settings]\n"
-            "\n"
-            "Joins the worker consumer group, consumes the actions of its subsystems in\n"
-            "batches, and for each action: validates it against the executor map, claims\n"
-            "its idempotency key in Redis, applies it to the config store and records the\n"
-            "action, its execution and its rollback data in Postgres in one transaction.\n"
-            "Offsets are stored only after that commit. SIGTERM finishes the batch,\n"
-            "commits and leaves the group.\n"
-            "\n"
-            "  --help      this text          --version  the version\n"
-            "\n"
-            "Exit status: 0 after a clean shutdown, 2 configuration or start-up error.\n\n");
+    fprintf(out, "usage: actionpool-worker [settings]\n"
+                 "\n"
+                 "Joins the worker consumer group, consumes the actions of its subsystems in\n"
+                 "batches, and for each action: validates it against the executor map, claims\n"
+                 "its idempotency key in Redis, applies it to the config store and records the\n"
+                 "action, its execution and its rollback data in Postgres in one transaction.\n"
+                 "Offsets are stored only after that commit. SIGTERM finishes the batch,\n"
+                 "commits and leaves the group.\n"
+                 "\n"
+                 "  --help      this text          --version  the version\n"
+                 "\n"
+                 "Exit status: 0 after a clean shutdown, 2 configuration or start-up error.\n\n");
     ap_config_usage(out, AP_PROG_WORKER);
 }
 
@@ -163,9 +162,10 @@ static int run_until_durable(ap_pipeline *p, ap_consumer *c, ap_health *h,
         ap_log(AP_LOG_ERROR, "batch not durable, retrying", "error", err, NULL);
         ap_health_beat(h);
         if (st == AP_ERR_REDIS || st == AP_ERR_PG || st == AP_ERR_KAFKA)
-            ap_health_set(h, st == AP_ERR_REDIS ? AP_HEALTH_REDIS
-                             : st == AP_ERR_PG  ? AP_HEALTH_PG
-                                                : AP_HEALTH_KAFKA,
+            ap_health_set(h,
+                          st == AP_ERR_REDIS ? AP_HEALTH_REDIS
+                          : st == AP_ERR_PG  ? AP_HEALTH_PG
+                                             : AP_HEALTH_KAFKA,
                           0);
         if (!paused)
             ap_consumer_pause(c, paused = 1);
@@ -269,9 +269,15 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    ap_pipeline pipeline = {.cfg = &cfg, .map = map, .tiers = tiers, .claims = claims, .store = store,
-                            .dead_letters = dead_letters, .metrics = metrics,
-                            .connector = connector, .http = http};
+    ap_pipeline pipeline = {.cfg = &cfg,
+                            .map = map,
+                            .tiers = tiers,
+                            .claims = claims,
+                            .store = store,
+                            .dead_letters = dead_letters,
+                            .metrics = metrics,
+                            .connector = connector,
+                            .http = http};
     memcpy(pipeline.retry_delays, retry_delays, sizeof retry_delays);
     char port[16];
     snprintf(port, sizeof port, "%d", ap_health_port(health));

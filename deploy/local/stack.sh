@@ -34,7 +34,8 @@ PDIR=$STACK/pg
 PGDATA_DIR=$PDIR/data
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 PACKAGES=(build-essential pkg-config librdkafka-dev libhiredis-dev libjansson-dev
-  libcurl4-openssl-dev libpq-dev redis-server postgresql openjdk-17-jdk-headless maven kcat jq)
+  libcurl4-openssl-dev libpq-dev redis-server postgresql openjdk-17-jdk-headless maven kcat jq
+  clang-format)
 
 msg() { printf 'stack: %s\n' "$*" >&2; }
 die() { msg "$*"; exit 1; }

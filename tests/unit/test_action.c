@@ -107,8 +107,8 @@ static void parse_error_at(const char *file, int line, const char *text, size_t 
     char err[256] = "";
     ap_status st = ap_action_parse(&a, text, len, err, sizeof err);
     unit_check(file, line, st == AP_ERR_INVALID, "%.*s: status %d", (int)len, text, st);
-    unit_check(file, line, strstr(err, want) != NULL, "%.*s: error does not say '%s': %s",
-               (int)len, text, want, err);
+    unit_check(file, line, strstr(err, want) != NULL, "%.*s: error does not say '%s': %s", (int)len,
+               text, want, err);
     unit_check(file, line, a.json == NULL && a.action_id == NULL && !a.idempotency_key[0],
                "%.*s: the action is not left empty", (int)len, text);
     ap_action_release(&a);
@@ -180,8 +180,8 @@ static void action_parse_reads_len_bytes(void) {
 static void action_from_json_ownership(void) {
     ap_action a;
     char err[256];
-    json_t *obj = json_pack("{s:s, s:s, s:s}", "action_id", "a-1", "tenant_id", "acme",
-                            "entity_id", "cmp-1");
+    json_t *obj =
+        json_pack("{s:s, s:s, s:s}", "action_id", "a-1", "tenant_id", "acme", "entity_id", "cmp-1");
     json_incref(obj); /* one reference for the action, one kept here */
     if (CHECK_INT_EQ(ap_action_from_json(&a, obj, err, sizeof err), AP_OK)) {
         CHECK(a.json == obj);

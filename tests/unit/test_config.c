@@ -170,8 +170,9 @@ static int apply_flags(ap_config *cfg, int argc, char **argv, int *rest, char *e
 static void config_flag_override(void) {
     ap_config cfg;
     char err[256] = "";
-    char *argv[] = {"--batch-size=7", "--redis-port", "6380", "--topic-prefix=t1",
-                    "--log_level=warn", "input.json", "--brokers=ignored"};
+    char *argv[] = {"--batch-size=7",    "--redis-port",     "6380",
+                    "--topic-prefix=t1", "--log_level=warn", "input.json",
+                    "--brokers=ignored"};
     int rest = -1;
     clean_env();
     setenv("ACTIONPOOL_BATCH_SIZE", "42", 1);
@@ -180,7 +181,7 @@ static void config_flag_override(void) {
         goto out;
     CHECK_INT_EQ(cfg.batch_size, 42);
     CHECK_INT_EQ(apply_flags(&cfg, 7, argv, &rest, err, sizeof err), 4);
-    CHECK_INT_EQ(rest, 5); /* stopped at input.json, past "6380" */
+    CHECK_INT_EQ(rest, 5);           /* stopped at input.json, past "6380" */
     CHECK_INT_EQ(cfg.batch_size, 7); /* the flag wins over the environment */
     CHECK_INT_EQ(cfg.redis_port, 6380);
     CHECK_STR_EQ(cfg.topic_prefix, "t1");
@@ -198,8 +199,8 @@ out:
 static void config_flag_kafka_passthrough(void) {
     ap_config cfg;
     char err[256] = "";
-    char *argv[] = {"--kafka.linger.ms=5", "--kafka.acks", "all",
-                    "--kafka.sasl.password=a=b", "--batch-size=3"};
+    char *argv[] = {"--kafka.linger.ms=5", "--kafka.acks", "all", "--kafka.sasl.password=a=b",
+                    "--batch-size=3"};
     int rest = -1;
     clean_env();
     setenv("ACTIONPOOL_KAFKA_CLIENT_ID", "from-env", 1);
@@ -251,8 +252,8 @@ static void env_error_at(const char *file, int line, const char *name, const cha
     unit_check(file, line, st == AP_ERR_INVALID, "%s=%s: status %d", name, value, st);
     unit_check(file, line, strstr(err, name) != NULL, "%s=%s: error does not name it: %s", name,
                value, err);
-    unit_check(file, line, strstr(err, want) != NULL, "%s=%s: error does not say '%s': %s",
-               name, value, want, err);
+    unit_check(file, line, strstr(err, want) != NULL, "%s=%s: error does not say '%s': %s", name,
+               value, want, err);
     ap_config_release(&cfg);
     clean_env();
 }
@@ -280,8 +281,8 @@ static void config_env_out_of_range(void) {
 static void config_bounds_are_inclusive(void) {
     ap_config cfg;
     char err[256] = "";
-    char *argv[] = {"--batch-size=1",   "--batch-ms=60000",          "--redis-port=65535",
-                    "--partitions=1",   "--claim-lease-ms=86400000", "--done-ttl-s=2147483647",
+    char *argv[] = {"--batch-size=1", "--batch-ms=60000",          "--redis-port=65535",
+                    "--partitions=1", "--claim-lease-ms=86400000", "--done-ttl-s=2147483647",
                     "--batch-ms=1"};
     int rest = -1;
     clean_env();

@@ -116,13 +116,12 @@ static ap_executor_map *load_compact(const char *file, int line, const char *com
     "{'version':'t1','subsystems':{'crm':{'executor':'CRMExecutor','accepts':" accepts             \
     ",'fields':" fields "}}}"
 #define OK_ACCEPTS "{'config_change':1,'experiment':2,'revert':3}"
-#define OK_FIELDS "{'max_touches':{'type':'integer','minimum':1,'maximum':20}}"
+#define OK_FIELDS  "{'max_touches':{'type':'integer','minimum':1,'maximum':20}}"
 
 static void executor_map_minimal_map(void) {
     char path[256], err[512];
-    ap_executor_map *map =
-        load_compact(__FILE__, __LINE__, MAP_WITH(OK_ACCEPTS, OK_FIELDS), path, sizeof path, err,
-                     sizeof err);
+    ap_executor_map *map = load_compact(__FILE__, __LINE__, MAP_WITH(OK_ACCEPTS, OK_FIELDS), path,
+                                        sizeof path, err, sizeof err);
     if (!unit_check(__FILE__, __LINE__, map != NULL, "%s", err))
         return;
     const ap_subsystem *crm = ap_executor_map_subsystem(map, "crm");
@@ -194,8 +193,8 @@ static void executor_map_load_errors(void) {
                ": subsystems.crm: \"accepts\" must map action types to tiers");
     /* The subsystem. */
     LOAD_ERROR(MAP_WITH(OK_ACCEPTS, "{}"), ": subsystems.crm: \"fields\" must be an object");
-    LOAD_ERROR("{'version':'t1','subsystems':{'crm':{'accepts':" OK_ACCEPTS
-               ",'fields':" OK_FIELDS "}}}",
+    LOAD_ERROR("{'version':'t1','subsystems':{'crm':{'accepts':" OK_ACCEPTS ",'fields':" OK_FIELDS
+               "}}}",
                ": subsystems.crm: missing \"executor\"");
     /* A later subsystem's error after an earlier good one (frees what was built). */
     LOAD_ERROR("{'version':'t1','subsystems':{'ok':{'executor':'E','accepts':" OK_ACCEPTS
@@ -231,14 +230,14 @@ static void executor_map_format_needs_its_type(void) {
                "format 'segment' needs type 'object', not 'boolean'");
     /* Every fitting pair loads. */
     char path[256], err[512];
-    ap_executor_map *map = load_compact(
-        __FILE__, __LINE__,
-        MAP_WITH(OK_ACCEPTS, "{'q':{'type':'string','format':'identifier'},"
-                             "'a':{'type':'array','format':'ascending'},"
-                             "'t':{'type':'array','format':'territory_rules'},"
-                             "'s':{'type':'object','format':'segment'},"
-                             "'w':{'type':'object','format':'weights_sum_100'}}"),
-        path, sizeof path, err, sizeof err);
+    ap_executor_map *map =
+        load_compact(__FILE__, __LINE__,
+                     MAP_WITH(OK_ACCEPTS, "{'q':{'type':'string','format':'identifier'},"
+                                          "'a':{'type':'array','format':'ascending'},"
+                                          "'t':{'type':'array','format':'territory_rules'},"
+                                          "'s':{'type':'object','format':'segment'},"
+                                          "'w':{'type':'object','format':'weights_sum_100'}}"),
+                     path, sizeof path, err, sizeof err);
     if (unit_check(__FILE__, __LINE__, map != NULL, "%s", err))
         CHECK_INT_EQ(ap_executor_map_subsystem(map, "crm")->field_count, 5);
     ap_executor_map_free(map);

@@ -34,7 +34,9 @@ static int collect(void *ctx, const char *where, json_t *action, const char *pro
         const char *run = json_string_value(json_object_get(action, "run_id"));
         snprintf(it->where, sizeof it->where, "%s", where);
         snprintf(it->id, sizeof it->id, "%s",
-                 id ? id : json_is_object(action) ? "(none)" : "(not an object)");
+                 id                       ? id
+                 : json_is_object(action) ? "(none)"
+                                          : "(not an object)");
         snprintf(it->run_id, sizeof it->run_id, "%s", run ? run : "");
         snprintf(it->problem, sizeof it->problem, "%s", problem ? problem : "");
         it->has_action = action != NULL;
@@ -66,7 +68,7 @@ static seen *seen_new(void) {
     return s;
 }
 
-#define A(id) "{\"action_id\":\"" id "\",\"tenant_id\":\"acme\"}"
+#define A(id)          "{\"action_id\":\"" id "\",\"tenant_id\":\"acme\"}"
 #define A_RUN(id, run) "{\"action_id\":\"" id "\",\"tenant_id\":\"acme\",\"run_id\":\"" run "\"}"
 
 static void kernel_output_document(void) {
@@ -75,8 +77,8 @@ static void kernel_output_document(void) {
     if (!s)
         return;
     CHECK_INT_EQ(read_text("{\"version\":\"revenue_os_v1\",\"run_id\":\"run-9\",\n"
-                           "\"optimization_actions\":[\n  " A("a-1") ",\n  " A_RUN("a-2", "own")
-                           ",\n  " A("a-3") "\n]}\n",
+                           "\"optimization_actions\":[\n  " A("a-1") ",\n  " A_RUN(
+                               "a-2", "own") ",\n  " A("a-3") "\n]}\n",
                            s, err, sizeof err),
                  AP_OK);
     if (CHECK_INT_EQ(s->count, 3)) {
@@ -104,9 +106,9 @@ static void kernel_output_document_run_id(void) {
     if (CHECK_INT_EQ(s->count, 1))
         CHECK_STR_EQ(s->items[0].run_id, "");
     /* A run_id that is not a string is not copied. */
-    CHECK_INT_EQ(read_text("{\"run_id\":7,\"optimization_actions\":[" A("a-1") "]}", s, err,
-                           sizeof err),
-                 AP_OK);
+    CHECK_INT_EQ(
+        read_text("{\"run_id\":7,\"optimization_actions\":[" A("a-1") "]}", s, err, sizeof err),
+        AP_OK);
     if (CHECK_INT_EQ(s->count, 1))
         CHECK_STR_EQ(s->items[0].run_id, "");
     /* Entries that are not objects are handed on as they are, for the caller to refuse. */
@@ -131,10 +133,10 @@ static void kernel_output_lines(void) {
     if (!s)
         return;
     /* Lines: 1 blank, 2 a-1, 3 blank, 4 spaces and a tab, 5 a-2, 6 broken, 7 a-3. */
-    CHECK_INT_EQ(read_text("\n" A("a-1") "\n\n  \t \n" A("a-2") "\n{\"action_id\": \"a-x\",\n" A(
-                               "a-3") "\n",
-                           s, err, sizeof err),
-                 AP_OK);
+    CHECK_INT_EQ(
+        read_text("\n" A("a-1") "\n\n  \t \n" A("a-2") "\n{\"action_id\": \"a-x\",\n" A("a-3") "\n",
+                  s, err, sizeof err),
+        AP_OK);
     if (CHECK_INT_EQ(s->count, 4)) {
         CHECK_STR_EQ(s->items[0].where, "line 2");
         CHECK_STR_EQ(s->items[0].id, "a-1");
@@ -161,9 +163,9 @@ static void kernel_output_lines_endings(void) {
     if (!s)
         return;
     /* CRLF, and a last line without a newline. */
-    CHECK_INT_EQ(read_text(A("a-1") "\r\n" A_RUN("a-2", "r-2") "\r\n\r\n" A("a-3"), s, err,
-                           sizeof err),
-                 AP_OK);
+    CHECK_INT_EQ(
+        read_text(A("a-1") "\r\n" A_RUN("a-2", "r-2") "\r\n\r\n" A("a-3"), s, err, sizeof err),
+        AP_OK);
     if (CHECK_INT_EQ(s->count, 3)) {
         CHECK_STR_EQ(s->items[0].id, "a-1");
         CHECK_STR_EQ(s->items[1].run_id, "r-2");
@@ -228,16 +230,16 @@ static void kernel_output_broken_document(void) {
     CHECK_INT_EQ(s->count, 0);
     CHECK_STR_EQ(err, "kernel output: line 7 column 1: string or '}' expected near '}'");
     /* Cut short, after blank lines: the error is where the text ends. */
-    CHECK_INT_EQ(read_text("\n\n{\n \"optimization_actions\": [\n  " A("a1") ",\n", s, err,
-                           sizeof err),
-                 AP_ERR_INVALID);
+    CHECK_INT_EQ(
+        read_text("\n\n{\n \"optimization_actions\": [\n  " A("a1") ",\n", s, err, sizeof err),
+        AP_ERR_INVALID);
     CHECK_INT_EQ(s->count, 0);
     CHECK_STR_CONTAINS(err, "kernel output: line 6 column ");
     CHECK_STR_CONTAINS(err, "end of file");
     /* A broken first line decides it too: it is not JSON Lines with one bad line. */
-    CHECK_INT_EQ(read_text("{\"action_id\": \"a-x\",\n" A("a-1") "\n" A("a-2") "\n", s, err,
-                           sizeof err),
-                 AP_ERR_INVALID);
+    CHECK_INT_EQ(
+        read_text("{\"action_id\": \"a-x\",\n" A("a-1") "\n" A("a-2") "\n", s, err, sizeof err),
+        AP_ERR_INVALID);
     CHECK_INT_EQ(s->count, 0);
     CHECK_STR_CONTAINS(err, "kernel output: line 2 column ");
     CHECK_INT_EQ(read_text("nope\n{\n", s, err, sizeof err), AP_ERR_INVALID);
@@ -252,8 +254,8 @@ static void kernel_output_broken_document(void) {
                  AP_ERR_INVALID);
     CHECK_INT_EQ(s->count, 0);
     CHECK_STR_CONTAINS(err, "without 'optimization_actions'");
-    CHECK_INT_EQ(read_text("{\n  \"action_id\": \"a-1\",\n  \"tenant_id\": \"acme\"\n}\n", s,
-                           err, sizeof err),
+    CHECK_INT_EQ(read_text("{\n  \"action_id\": \"a-1\",\n  \"tenant_id\": \"acme\"\n}\n", s, err,
+                           sizeof err),
                  AP_ERR_INVALID);
     CHECK_INT_EQ(s->count, 0);
     /* One object on one line is JSON Lines of one line, trailing blank lines or not. */
@@ -269,8 +271,8 @@ static void kernel_output_stop(void) {
     if (!s)
         return;
     s->stop_after = 2;
-    CHECK_INT_EQ(read_text("{\"optimization_actions\":[" A("a-1") "," A("a-2") "," A("a-3") "]}",
-                           s, err, sizeof err),
+    CHECK_INT_EQ(read_text("{\"optimization_actions\":[" A("a-1") "," A("a-2") "," A("a-3") "]}", s,
+                           err, sizeof err),
                  AP_OK);
     CHECK_INT_EQ(s->count, 2);
     CHECK_INT_EQ(read_text(A("a-1") "\n" A("a-2") "\n" A("a-3") "\n", s, err, sizeof err), AP_OK);
@@ -327,14 +329,9 @@ static void kernel_output_read_all(void) {
 }
 
 const unit_test unit_kernel_output_tests[] = {
-    UNIT_TEST(kernel_output_document),
-    UNIT_TEST(kernel_output_document_run_id),
-    UNIT_TEST(kernel_output_lines),
-    UNIT_TEST(kernel_output_lines_endings),
-    UNIT_TEST(kernel_output_refused),
-    UNIT_TEST(kernel_output_broken_document),
-    UNIT_TEST(kernel_output_stop),
-    UNIT_TEST(kernel_output_large),
-    UNIT_TEST(kernel_output_read_all),
-    {0},
+    UNIT_TEST(kernel_output_document), UNIT_TEST(kernel_output_document_run_id),
+    UNIT_TEST(kernel_output_lines),    UNIT_TEST(kernel_output_lines_endings),
+    UNIT_TEST(kernel_output_refused),  UNIT_TEST(kernel_output_broken_document),
+    UNIT_TEST(kernel_output_stop),     UNIT_TEST(kernel_output_large),
+    UNIT_TEST(kernel_output_read_all), {0},
 };

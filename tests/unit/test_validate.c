@@ -18,8 +18,8 @@
 #include "unit.h"
 #include "validate.h"
 
-#define MAP_PATH "schemas/executor_map.json"
-#define TODAY "2024-06-15"
+#define MAP_PATH  "schemas/executor_map.json"
+#define TODAY     "2024-06-15"
 #define YESTERDAY "2024-06-14"
 
 /* Members replace the base's; a null member removes one. */
@@ -134,12 +134,11 @@ static void expect_text(const char *file, int line, const char *field, const cha
         return;
     ap_verdict_format(&v, got, sizeof got);
     if (!field) {
-        unit_check(file, line, n == 0, "%s: expected valid, got %d violation(s): %s", text, n,
-                   got);
+        unit_check(file, line, n == 0, "%s: expected valid, got %d violation(s): %s", text, n, got);
         return;
     }
-    if (unit_check(file, line, n == 1, "%s: expected exactly %s: %s, got %d violation(s): %s",
-                   text, field, rule, n, got))
+    if (unit_check(file, line, n == 1, "%s: expected exactly %s: %s, got %d violation(s): %s", text,
+                   field, rule, n, got))
         violation_is(file, line, &v, 0, field, rule, mention, text);
 }
 
@@ -162,8 +161,8 @@ static void expect_fmt(const char *file, int line, const char *field, const char
 static void field_at(const char *file, int line, const char *sub, const char *field,
                      const char *value, const char *extra, const char *rule) {
     expect_fmt(file, line, rule ? "proposed_change.value" : NULL, rule, field,
-               "{'owner_subsystem':'%s','proposed_change':{'field':'%s','value':%s}%s}", sub,
-               field, value, extra);
+               "{'owner_subsystem':'%s','proposed_change':{'field':'%s','value':%s}%s}", sub, field,
+               value, extra);
 }
 
 #define VALID(...) expect_fmt(__FILE__, __LINE__, NULL, NULL, NULL, __VA_ARGS__)
@@ -172,7 +171,7 @@ static void field_at(const char *file, int line, const char *sub, const char *fi
 #define VERDICT(v, ...) verdict_fmt(__FILE__, __LINE__, v, __VA_ARGS__)
 #define VIOLATION_IS(v, i, field, rule, mention)                                                   \
     violation_is(__FILE__, __LINE__, v, i, field, rule, mention, #v)
-#define FIELD_OK(sub, field, value) field_at(__FILE__, __LINE__, sub, field, value, "", NULL)
+#define FIELD_OK(sub, field, value)        field_at(__FILE__, __LINE__, sub, field, value, "", NULL)
 #define FIELD_BAD(sub, field, value, rule) field_at(__FILE__, __LINE__, sub, field, value, "", rule)
 #define FIELD_OK_WITH(sub, field, value, extra)                                                    \
     field_at(__FILE__, __LINE__, sub, field, value, extra, NULL)
@@ -363,7 +362,7 @@ static void validate_created_at(void) {
         "2024-06-15T08:00:00Z",      "2024-06-15T08:00:00.123456Z", "2024-06-15t08:00:00z",
         "2024-06-15T08:00:00+02:00", "2024-06-15T08:00:00-05:30",   "2024-06-15T08:00:00.5+00:00",
         "2024-02-29T23:59:59Z",      "2024-06-30T23:59:60Z", /* a leap second */
-        "2000-01-01T00:00:00Z",      "2024-06-15T08:00:00+23:59", "2024-06-15T08:00:00-00:00",
+        "2000-01-01T00:00:00Z",      "2024-06-15T08:00:00+23:59",   "2024-06-15T08:00:00-00:00",
     };
     static const char *const bad[] = {
         "2024-06-15",                /* a date */
@@ -484,7 +483,8 @@ static void validate_matrix(void) {
                 snprintf(text, sizeof text,
                          "{'owner_subsystem':'%s','action_type':'%s','proposed_change':"
                          "{'field':'%s','value':%s}%s%s}",
-                         samples[s].subsystem, type, scales ? samples[s].scalable : samples[s].field,
+                         samples[s].subsystem, type,
+                         scales ? samples[s].scalable : samples[s].field,
                          scales ? "100" : samples[s].value,
                          strcmp(type, "revert") ? "" : ",'revert_of':'a-0'",
                          scales ? ",'guardrails':{'max_daily_spend':1000}" : "");
@@ -498,10 +498,10 @@ static void validate_matrix(void) {
             snprintf(what, sizeof what, "%s on %s", type, samples[s].subsystem);
             int n = verdict_of(__FILE__, __LINE__, text, &v);
             char want[128];
-            snprintf(want, sizeof want, "action_type '%s' is not accepted by subsystem '%s'",
-                     type, samples[s].subsystem);
-            if (unit_check(__FILE__, __LINE__, n == 1, "%s: %s: expected 1 violation, got %d",
-                           what, text, n) &&
+            snprintf(want, sizeof want, "action_type '%s' is not accepted by subsystem '%s'", type,
+                     samples[s].subsystem);
+            if (unit_check(__FILE__, __LINE__, n == 1, "%s: %s: expected 1 violation, got %d", what,
+                           text, n) &&
                 violation_is(__FILE__, __LINE__, &v, 0, "action_type", "matrix", type, what))
                 CHECK_STR_EQ(v.items[0].message, want);
         }
@@ -649,8 +649,7 @@ static void validate_target_segment(void) {
     FIELD_BAD("campaigns", "target_segment", "{'include':[7]}", "format");
     FIELD_BAD("campaigns", "target_segment", "{'include':'seg-smb'}", "format");
     FIELD_BAD("campaigns", "target_segment", "{'exclude':['seg-smb']}", "format");
-    FIELD_BAD("campaigns", "target_segment", "{'include':['seg-smb'],'exclude':'seg-x'}",
-              "format");
+    FIELD_BAD("campaigns", "target_segment", "{'include':['seg-smb'],'exclude':'seg-x'}", "format");
     FIELD_BAD("campaigns", "target_segment", "{'include':['seg-smb'],'exclude':['']}", "format");
     FIELD_BAD("campaigns", "target_segment", "['seg-smb']", "type");
     FIELD_BAD("campaigns", "target_segment", "'seg-smb'", "type");
@@ -822,10 +821,9 @@ static void validate_territory_rules(void) {
     FIELD_BAD("routing", "territory_rules", "[{'match':{'country':'DE'}}]", "format");
     FIELD_BAD("routing", "territory_rules", "[{'match':{'country':'DE'},'assign_to':''}]",
               "format");
-    FIELD_BAD("routing", "territory_rules",
-              "[{'match':{'country':'DE'},'assign_to':'team dach'}]", "format");
-    FIELD_BAD("routing", "territory_rules", "[{'match':{'country':'DE'},'assign_to':7}]",
+    FIELD_BAD("routing", "territory_rules", "[{'match':{'country':'DE'},'assign_to':'team dach'}]",
               "format");
+    FIELD_BAD("routing", "territory_rules", "[{'match':{'country':'DE'},'assign_to':7}]", "format");
     /* One bad rule spoils the list. */
     FIELD_BAD("routing", "territory_rules",
               "[{'match':{'country':'DE'},'assign_to':'team-dach'},'team-emea']", "format");
@@ -1032,8 +1030,8 @@ static void validate_format_on_the_wrong_type(void) {
             json_t *action = build_action(__FILE__, __LINE__, text);
             ap_verdict v;
             int n = action ? ap_validate(map, action, TODAY, &v) : -1;
-            if (unit_check(__FILE__, __LINE__, n == 1, "%s on %s: %d violations",
-                           cases[i].format, cases[i].value, n))
+            if (unit_check(__FILE__, __LINE__, n == 1, "%s on %s: %d violations", cases[i].format,
+                           cases[i].value, n))
                 violation_is(__FILE__, __LINE__, &v, 0, "proposed_change.value", "format", "f",
                              cases[i].format);
             json_decref(action);

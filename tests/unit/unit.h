@@ -22,7 +22,8 @@ typedef struct unit_test {
     void (*fn)(void);
 } unit_test;
 
-#define UNIT_TEST(fn) {#fn, fn}
+#define UNIT_TEST(fn)                                                                              \
+    { #fn, fn }
 
 /* The tables, one per test file, each ending with {0}. */
 extern const unit_test unit_action_tests[];

@@ -62,8 +62,8 @@ int unit_check(const char *file, int line, int ok, const char *fmt, ...) {
 
 int unit_check_int_eq(const char *file, int line, const char *a_expr, const char *b_expr,
                       long long a, long long b) {
-    return unit_check(file, line, a == b, "CHECK_INT_EQ(%s, %s): %lld != %lld", a_expr, b_expr,
-                      a, b);
+    return unit_check(file, line, a == b, "CHECK_INT_EQ(%s, %s): %lld != %lld", a_expr, b_expr, a,
+                      b);
 }
 
 int unit_check_str_eq(const char *file, int line, const char *a_expr, const char *b_expr,
@@ -78,8 +78,8 @@ int unit_check_str_contains(const char *file, int line, const char *expr, const 
                             const char *needle) {
     int ok = haystack && needle && strstr(haystack, needle);
     return unit_check(file, line, ok, "CHECK_STR_CONTAINS(%s, '%s'): %s%s%s", expr,
-                      needle ? needle : "NULL", haystack ? "'" : "",
-                      haystack ? haystack : "NULL", haystack ? "'" : "");
+                      needle ? needle : "NULL", haystack ? "'" : "", haystack ? haystack : "NULL",
+                      haystack ? "'" : "");
 }
 
 int unit_temp_file(const char *file, int line, const char *content, char *path, size_t size) {
