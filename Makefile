@@ -19,7 +19,8 @@ COMMON_SRC   := $(wildcard common/*.c)
 PRODUCER_SRC := producer/producer_main.c producer/fetch.c producer/budget_neutral.c
 CTL_SRC      := producer/ctl_main.c producer/migrate.c producer/lag.c \
                 producer/report.c producer/pg.c producer/table.c producer/summary.c \
-                producer/revert.c producer/controls.c producer/breaker.c producer/replay.c
+                producer/revert.c producer/controls.c producer/breaker.c producer/replay.c \
+                producer/cli_time.c
 WORKER_SRC   := $(wildcard worker/*.c)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 

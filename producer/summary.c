@@ -1,10 +1,10 @@
 #include "summary.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_time.h"
 #include "pg.h"
 #include "table.h"
 
@@ -77,75 +77,20 @@ static const char *const heads[] = {
 
 /* ---------------------------------------------------------------- --since */
 
-/* Whether s[0..n) are all digits. */
-static int digits(const char *s, int n) {
-    for (int i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-static int number(const char *s, int n) {
-    int v = 0;
-    for (int i = 0; i < n; i++)
-        v = v * 10 + (s[i] - '0');
-    return v;
-}
-
-/* An RFC 3339 date-time, or a date alone; fields in range. */
-static int is_timestamp(const char *s) {
-    size_t len = strlen(s);
-    if (len < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
-        !digits(s + 8, 2) || number(s + 5, 2) < 1 || number(s + 5, 2) > 12 ||
-        number(s + 8, 2) < 1 || number(s + 8, 2) > 31)
-        return 0;
-    if (len == 10)
-        return 1;
-    const char *t = s + 10;
-    if ((*t != 'T' && *t != 't' && *t != ' ') || strlen(t) < 9 || !digits(t + 1, 2) ||
-        t[3] != ':' || !digits(t + 4, 2) || t[6] != ':' || !digits(t + 7, 2) ||
-        number(t + 1, 2) > 23 || number(t + 4, 2) > 59 || number(t + 7, 2) > 60)
-        return 0;
-    t += 9;
-    if (*t == '.') {
-        int n = 0;
-        while (isdigit((unsigned char)t[1 + n]))
-            n++;
-        if (!n)
-            return 0;
-        t += 1 + n;
-    }
-    if ((*t == 'Z' || *t == 'z') && !t[1])
-        return 1;
-    return (*t == '+' || *t == '-') && strlen(t) == 6 && digits(t + 1, 2) && t[3] == ':' &&
-           digits(t + 4, 2) && number(t + 1, 2) <= 23 && number(t + 4, 2) <= 59;
-}
-
 /* Reads --since into the query's two window parameters: an interval text
  * (into interval) or a timestamp (into stamp); the other is left empty. */
 static ap_status since_parse(const char *since, char *interval, size_t isz, char *stamp, size_t ssz,
                              char *err, size_t errsz) {
-    static const struct {
-        char suffix;
-        const char *unit;
-    } units[] = {{'s', "seconds"}, {'m', "minutes"}, {'h', "hours"}, {'d', "days"}, {'w', "weeks"}};
-    size_t len = strlen(since);
+    ap_cli_time t;
+    ap_status st = ap_cli_time_parse("--since", since, &t, err, errsz);
     interval[0] = stamp[0] = '\0';
-    if (len >= 2 && len <= 7 && digits(since, (int)len - 1)) {
-        for (size_t u = 0; u < sizeof units / sizeof units[0]; u++)
-            if (since[len - 1] == units[u].suffix) {
-                snprintf(interval, isz, "%.*s %s", (int)len - 1, since, units[u].unit);
-                return AP_OK;
-            }
-    }
-    if (is_timestamp(since)) {
-        snprintf(stamp, ssz, len == 10 ? "%sT00:00:00Z" : "%s", since);
-        return AP_OK;
-    }
-    return ap_fail(AP_ERR_INVALID, err, errsz,
-                   "--since: cannot read '%s': give a duration such as 7d, 24h, 30m, 90s or 2w, "
-                   "or an RFC 3339 timestamp such as 2026-01-15T06:00:00Z",
-                   since);
+    if (st)
+        return st;
+    if (t.is_duration)
+        snprintf(interval, isz, "%lld %s", t.count, t.unit);
+    else
+        snprintf(stamp, ssz, strlen(since) == 10 ? "%sT00:00:00Z" : "%s", since);
+    return AP_OK;
 }
 
 /* ---------------------------------------------------------------- rendering */

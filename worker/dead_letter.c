@@ -74,20 +74,26 @@ rd_kafka_headers_t *ap_failure_headers(const ap_failure_origin *origin, int atte
 ap_status ap_dead_letter_send(ap_publisher *p, const ap_config *cfg, const rd_kafka_message_t *msg,
                               int attempt, const char *error_class, const char *reason, char *err,
                               size_t errsz) {
-    char subsystem[64], topic[AP_TOPIC_MAX], key[512];
+    char subsystem[64], topic[AP_TOPIC_MAX];
     ap_failure_origin origin;
     const char *from = rd_kafka_topic_name(msg->rkt);
     if (!ap_topic_subsystem(cfg->topic_prefix, from, subsystem, sizeof subsystem))
         return ap_fail(AP_ERR_INVALID, err, errsz, "topic '%s' is not an actionpool topic", from);
     ap_topic_dlq(topic, sizeof topic, cfg->topic_prefix, subsystem);
     ap_failure_origin_of(msg, &origin);
-    rd_kafka_headers_t *h = ap_failure_headers(&origin, attempt, error_class, reason, 0);
+    return ap_failure_send(
+        p, topic, msg, ap_failure_headers(&origin, attempt, error_class, reason, 0), err, errsz);
+}
+
+ap_status ap_failure_send(ap_publisher *p, const char *topic, const rd_kafka_message_t *msg,
+                          rd_kafka_headers_t *headers, char *err, size_t errsz) {
+    char key[512];
     snprintf(key, sizeof key, "%.*s",
              (int)(msg->key_len < sizeof key ? msg->key_len : sizeof key - 1),
              msg->key ? (const char *)msg->key : "");
-    ap_status st = ap_publisher_send(p, topic, msg->key ? key : NULL, msg->payload, msg->len, h,
-                                     NULL, err, errsz);
+    ap_status st = ap_publisher_send(p, topic, msg->key ? key : NULL, msg->payload, msg->len,
+                                     headers, NULL, err, errsz);
     if (st)
-        rd_kafka_headers_destroy(h);
+        rd_kafka_headers_destroy(headers);
     return st;
 }

@@ -28,6 +28,12 @@ rd_kafka_headers_t *ap_failure_headers(const ap_failure_origin *origin, int atte
                                        const char *error_class, const char *message,
                                        long long due_ms);
 
+/* Queues a copy of msg (key and value as consumed) on topic with headers,
+ * which it takes (and destroys on failure). Delivery is confirmed by
+ * ap_publisher_flush. */
+ap_status ap_failure_send(ap_publisher *p, const char *topic, const rd_kafka_message_t *msg,
+                          rd_kafka_headers_t *headers, char *err, size_t errsz);
+
 /* Queues a copy of msg (key and value as consumed) on its subsystem's DLQ.
  * Delivery is confirmed by ap_publisher_flush. */
 ap_status ap_dead_letter_send(ap_publisher *p, const ap_config *cfg, const rd_kafka_message_t *msg,

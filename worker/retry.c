@@ -43,7 +43,7 @@ ap_status ap_retry_send(ap_publisher *p, const ap_config *cfg, const int delays[
     if (*dead)
         return ap_dead_letter_send(p, cfg, msg, attempt - 1, error_class, error, err, errsz);
 
-    char subsystem[64], topic[AP_TOPIC_MAX], key[512];
+    char subsystem[64], topic[AP_TOPIC_MAX];
     ap_failure_origin origin;
     const char *from = rd_kafka_topic_name(msg->rkt);
     if (!ap_topic_subsystem(cfg->topic_prefix, from, subsystem, sizeof subsystem))
@@ -54,13 +54,6 @@ ap_status ap_retry_send(ap_publisher *p, const ap_config *cfg, const int delays[
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     long long due = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + delay_s * 1000LL;
-    rd_kafka_headers_t *h = ap_failure_headers(&origin, attempt, error_class, error, due);
-    snprintf(key, sizeof key, "%.*s",
-             (int)(msg->key_len < sizeof key ? msg->key_len : sizeof key - 1),
-             msg->key ? (const char *)msg->key : "");
-    ap_status st = ap_publisher_send(p, topic, msg->key ? key : NULL, msg->payload, msg->len, h,
-                                     NULL, err, errsz);
-    if (st)
-        rd_kafka_headers_destroy(h);
-    return st;
+    return ap_failure_send(
+        p, topic, msg, ap_failure_headers(&origin, attempt, error_class, error, due), err, errsz);
 }
