@@ -47,7 +47,12 @@ ap_status ap_action_parse(ap_action *a, const char *bytes, size_t len, char *err
     if (!obj)
         return ap_fail(AP_ERR_INVALID, err, errsz, "not JSON: %s at byte %d", jerr.text,
                        jerr.position);
-    return ap_action_from_json(a, obj, err, errsz);
+    ap_status st = ap_action_from_json(a, obj, err, errsz);
+    if (!st) {
+        a->text = bytes;
+        a->text_len = len;
+    }
+    return st;
 }
 
 json_t *ap_action_value(const ap_action *a) {

@@ -24,6 +24,8 @@ typedef struct ap_action {
     const char *created_at;
     char idempotency_key[AP_KEY_MAX]; /* tenant-scoped: "<tenant>:<key>" */
     char partition_key[AP_KEY_MAX];   /* "<tenant>:<entity>" */
+    const char *text; /* the JSON text it was parsed from (borrowed), exactly as received */
+    size_t text_len;
 } ap_action;
 
 /* The keys are unambiguous for valid actions only: ap_validate requires
@@ -40,7 +42,7 @@ typedef struct ap_action {
  * left empty. */
 ap_status ap_action_from_json(ap_action *a, json_t *obj, char *err, size_t errsz);
 
-/* Parses message bytes, then ap_action_from_json. */
+/* Parses message bytes, then ap_action_from_json; a->text borrows `bytes`. */
 ap_status ap_action_parse(ap_action *a, const char *bytes, size_t len, char *err, size_t errsz);
 
 /* The value to apply: proposed_change.value, or {"variants": [...]} for an

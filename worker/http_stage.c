@@ -43,7 +43,8 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
     ap_http_request *reqs = calloc((size_t)n, sizeof *reqs);
     ap_http_result *results = calloc((size_t)n, sizeof *results);
     int *sent = calloc((size_t)n, sizeof *sent), nsent = 0;
-    if (!items || !reqs || !results || !sent) {
+    ap_store_text *payloads = calloc((size_t)n, sizeof *payloads);
+    if (!items || !reqs || !results || !sent || !payloads) {
         st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         goto out;
     }
@@ -52,8 +53,9 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
         json_t *copy = json_copy(jobs[i].item);
         json_object_set_new(copy, "ord", json_integer(i));
         json_array_append_new(items, copy);
+        payloads[i] = (ap_store_text){jobs[i].action->text, jobs[i].action->text_len};
     }
-    if (!(prepared = ap_store_prepare(store, items, err, errsz))) {
+    if (!(prepared = ap_store_prepare(store, items, payloads, err, errsz))) {
         st = AP_ERR_PG;
         goto out;
     }
@@ -103,6 +105,7 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
 out:
     for (int k = 0; results && k < nsent; k++)
         ap_http_result_release(&results[k]);
+    free(payloads);
     free(sent);
     free(results);
     free(reqs);

@@ -66,14 +66,15 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
                      : "executed";
 }
 
-/* The ap_record_batch item of one action (see schemas/sql). Members taken
- * from an invalid action are only those that are sure to be well-formed. */
+/* The ap_record_batch item of one action (see schemas/sql), but for its
+ * payload (ap_store_record adds it). Members taken from an invalid action are
+ * only those that are sure to be well-formed. */
 static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item *it, int ord) {
     const ap_action *a = &it->action;
     json_t *j =
-        json_pack("{s:i, s:s, s:s, s:s, s:O, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}", "ord",
-                  ord, "action_id", a->action_id, "tenant_id", a->tenant_id, "idempotency_key",
-                  a->idempotency_key, "payload", a->json, "status", it->status, "worker_id",
+        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}", "ord", ord,
+                  "action_id", a->action_id, "tenant_id", a->tenant_id, "idempotency_key",
+                  a->idempotency_key, "status", it->status, "worker_id",
                   p->cfg->worker_id, "subsystem", a->subsystem, "action_type", a->action_type,
                   "entity_id", a->entity_id, "topic", rd_kafka_topic_name(m->rkt), "partition",
                   (int)m->partition, "offset", (json_int_t)m->offset);
@@ -261,9 +262,10 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     ap_guard_item *guards = calloc((size_t)n, sizeof *guards);
     int *key_item = calloc((size_t)n, sizeof *key_item);
     char(*outcomes)[32] = calloc((size_t)n, sizeof *outcomes);
+    ap_store_text *payloads = calloc((size_t)n, sizeof *payloads);
     json_t *batch = json_array();
     int nkeys = 0, dead = 0;
-    if (!items || !guards || !key_item || !outcomes || !batch) {
+    if (!items || !guards || !key_item || !outcomes || !payloads || !batch) {
         st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         goto out;
     }
@@ -293,14 +295,18 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
         if (guards[k].claim == AP_CLAIM_OWNED)
             items[key_item[k]].wait_ms = guards[k].wait_ms;
 
-    for (int i = 0; i < n; i++)
-        if (items[i].kind != ITEM_DEAD_LETTER)
-            json_array_append_new(batch, item_json(p, msgs[i], &items[i], i));
+    for (int i = 0; i < n; i++) {
+        if (items[i].kind == ITEM_DEAD_LETTER)
+            continue;
+        payloads[json_array_size(batch)] =
+            (ap_store_text){items[i].action.text, items[i].action.text_len};
+        json_array_append_new(batch, item_json(p, msgs[i], &items[i], i));
+    }
     if (p->connector && (st = run_live(p, items, n, batch, guards, nkeys, err, errsz)))
         goto out;
     if ((st = send_retries(p, msgs, items, n, batch, err, errsz)))
         goto out;
-    if (json_array_size(batch) && (st = ap_store_record(p->store, batch, outcomes, n, err, errsz)))
+    if (json_array_size(batch) && (st = ap_store_record(p->store, batch, payloads, outcomes, n, err, errsz)))
         goto out;
 
     for (int i = 0; i < n; i++) {
@@ -387,6 +393,7 @@ out:
         ap_action_release(&items[i].action);
     json_decref(batch);
     free(outcomes);
+    free(payloads);
     free(key_item);
     free(guards);
     free(items);

@@ -37,12 +37,58 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz) {
     return s;
 }
 
-ap_status ap_store_record(ap_store *s, const json_t *items, char (*outcomes)[32], int n, char *err,
-                          size_t errsz) {
+typedef struct text_buf {
+    char *s;
+    size_t len, cap;
+} text_buf;
+
+/* A json_dump_callback_t: appends to a text_buf. */
+static int text_append(const char *part, size_t n, void *data) {
+    text_buf *b = data;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s)
+            return -1;
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, part, n);
+    b->len += n;
+    return 0;
+}
+
+/* items as one JSON array, payloads[k] spliced into items[k] (an object with
+ * members) as its "payload". NULL when out of memory. */
+static char *batch_text(const json_t *items, const ap_store_text *payloads) {
+    text_buf b = {0};
+    size_t k;
+    json_t *item;
+    int failed = text_append("[", 1, &b);
+    json_array_foreach(items, k, item) {
+        failed = failed || (k && text_append(",", 1, &b)) ||
+                 json_dump_callback(item, text_append, &b, JSON_COMPACT);
+        if (failed)
+            break;
+        b.len--; /* the closing brace: one more member */
+        failed = text_append(",\"payload\":", 11, &b) ||
+                 text_append(payloads[k].json, payloads[k].len, &b) || text_append("}", 1, &b);
+    }
+    if (failed || text_append("]", 2, &b)) { /* with the NUL */
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+ap_status ap_store_record(ap_store *s, const json_t *items, const ap_store_text *payloads,
+                          char (*outcomes)[32], int n, char *err, size_t errsz) {
     ap_status st = store_connect(s, err, errsz);
     if (st)
         return st;
-    char *text = json_dumps(items, JSON_COMPACT);
+    char *text = batch_text(items, payloads);
     if (!text)
         return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
     const char *params[1] = {text};
@@ -83,8 +129,9 @@ static json_t *query_json(ap_store *s, const char *sql, int nparams, const char 
     return rows;
 }
 
-json_t *ap_store_prepare(ap_store *s, const json_t *items, char *err, size_t errsz) {
-    char *text = json_dumps(items, JSON_COMPACT);
+json_t *ap_store_prepare(ap_store *s, const json_t *items, const ap_store_text *payloads, char *err,
+                         size_t errsz) {
+    char *text = batch_text(items, payloads);
     if (!text) {
         ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         return NULL;

@@ -36,6 +36,8 @@ static void action_identity(void) {
     /* No explicit key: derived from tenant, subsystem and action_id. */
     CHECK_STR_EQ(a.idempotency_key, "acme:campaigns:a-1");
     CHECK_STR_EQ(a.partition_key, "acme:cmp-1001");
+    /* Its text is the message's own bytes, stored as received. */
+    CHECK(a.text == full_action && a.text_len == sizeof full_action - 1);
     ap_action_release(&a);
     CHECK(a.json == NULL && a.action_id == NULL);
     ap_action_release(&a); /* twice is harmless */
