@@ -22,9 +22,14 @@
 #                 then --duration (30 s); the percentiles are those of the
 #                 actions sent in the --duration part (steady state: the
 #                 fresh broker's JIT compiler is busy in the first seconds)
+#        http     batched, every action routed to a live HTTP target: a
+#                 loopback endpoint (bench/http_sink.c) that answers each
+#                 request after BENCH_HTTP_DELAY_MS (5) ms, over --http-actions
+#                 (BENCH_HTTP_N, 100,000)
 #
 # Usage: bench/run.sh [--actions N] [--naive-actions N] [--rate R] [--duration S]
-#                     [--workers K] [--modes batched,naive,latency] [--full]
+#                     [--http-actions N] [--workers K] [--full]
+#                     [--modes batched,naive,latency,http]
 #                     [--profile] [--sql FILE] [--keep] [--help]
 #   --full      the issue's 1,000,000 actions in the batched mode
 #   --profile   perf record -a (cpu-clock) during each measured phase, summed
@@ -54,13 +59,16 @@ STACK=$REPO/deploy/local/stack.sh
 BIN=${AP_BIN:-$REPO/bin}
 GEN=$REPO/tests/integration/gen_actions.py
 LOADGEN=$REPO/build/bench/loadgen
+HTTP_SINK=$REPO/build/bench/http_sink
 
 N=${BENCH_N:-200000}
 NAIVE_N=${BENCH_NAIVE_N:-20000}
+HTTP_N=${BENCH_HTTP_N:-100000}
+HTTP_DELAY_MS=${BENCH_HTTP_DELAY_MS:-5}
 RATE=${BENCH_RATE:-5000}
 DURATION=${BENCH_DURATION:-30}
 WORKERS=${BENCH_WORKERS:-2}
-MODES=${BENCH_MODES:-batched,naive,latency}
+MODES=${BENCH_MODES:-batched,naive,latency,http}
 TENANTS=${BENCH_TENANTS:-500}
 ENTITIES=${BENCH_ENTITIES:-2000}
 SEED=${BENCH_SEED:-1}
@@ -85,6 +93,7 @@ while (($#)); do
   case $1 in
     --actions) N=${2:?}; shift ;;
     --naive-actions) NAIVE_N=${2:?}; shift ;;
+    --http-actions) HTTP_N=${2:?}; shift ;;
     --rate) RATE=${2:?}; shift ;;
     --duration) DURATION=${2:?}; shift ;;
     --workers) WORKERS=${2:?}; shift ;;
@@ -98,7 +107,7 @@ while (($#)); do
   esac
   shift
 done
-for v in N NAIVE_N RATE DURATION WORKERS TENANTS ENTITIES SEED STALL_S; do
+for v in N NAIVE_N HTTP_N HTTP_DELAY_MS RATE DURATION WORKERS TENANTS ENTITIES SEED STALL_S; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { say "$v must be a positive integer, got '${!v}'"; exit 2; }
 done
 [[ -z $SQL_EXTRA || -r $SQL_EXTRA ]] || { say "--sql: cannot read '$SQL_EXTRA'"; exit 2; }
@@ -106,7 +115,7 @@ done
 [[ $SETTLE_S =~ ^[0-9]+$ ]] || { say "BENCH_SETTLE_S must be an integer >= 0, got '$SETTLE_S'"; exit 2; }
 IFS=, read -ra MODE_LIST <<<"$MODES"
 for m in "${MODE_LIST[@]}"; do
-  [[ $m == batched || $m == naive || $m == latency ]] || { say "unknown mode '$m'"; exit 2; }
+  [[ $m =~ ^(batched|naive|latency|http)$ ]] || { say "unknown mode '$m'"; exit 2; }
 done
 for b in actionpool-worker actionpool-ctl; do
   [[ -x $BIN/$b ]] || die "$BIN/$b not found: build first (make bench does)"
@@ -126,13 +135,13 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ap-bench.XXXX")
 AP_STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ap-bench-stack.XXXX")
 export AP_STACK_DIR
 declare -a WORKER_PIDS=()
-LOADGEN_PID='' LOADGEN_LAST_PID='' PERF_PID='' STACK_UP=0 DEAD_WORKER=''
+LOADGEN_PID='' LOADGEN_LAST_PID='' PERF_PID='' SINK_PID='' STACK_UP=0 DEAD_WORKER=''
 MODE=setup
 
 # Stops what this script started (by pid), then the stack; removes the folders.
 cleanup() {
   local pid
-  for pid in "${WORKER_PIDS[@]}" $LOADGEN_PID $PERF_PID; do
+  for pid in "${WORKER_PIDS[@]}" $LOADGEN_PID $PERF_PID $SINK_PID; do
     kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
   if ((STACK_UP)); then "$STACK" destroy >"$WORK/destroy.log" 2>&1 || cat "$WORK/destroy.log" >&2; fi
@@ -342,6 +351,36 @@ warm_up() {
   fail_mode "after 10 warm-up rounds only $seen of $WORKERS workers commit batches"
 }
 
+# http_target_start: the loopback endpoint, and a connector file routing every
+# field of the executor map to it (ACTIONPOOL_CONNECTOR_FILE).
+http_target_start() {
+  local port=''
+  "$HTTP_SINK" --delay-ms "$HTTP_DELAY_MS" --port-file "$WORK/http_sink.port" \
+    >"$WORK/http_sink.out" 2>&1 &
+  SINK_PID=$!
+  for _ in $(seq 50); do
+    port=$(cat "$WORK/http_sink.port" 2>/dev/null) && [[ -n $port ]] && break
+    sleep 0.1
+  done
+  [[ -n $port ]] || fail_mode "the HTTP endpoint did not start"
+  jq --arg base "http://127.0.0.1:$port" '{
+      connectors: {sink: {base_url: $base}},
+      routes: [.subsystems | to_entries[] | .key as $s | .value.fields | keys[] |
+               {subsystem: $s, field: ., method: "PATCH", url: "{base_url}/{subsystem}/{entity_id}",
+                body: {field: "{field}", value: "{value}"}}]}' \
+    "$REPO/schemas/executor_map.json" >"$WORK/connector.json" || fail_mode "cannot write the connector file"
+  export ACTIONPOOL_CONNECTOR_FILE=$WORK/connector.json
+}
+
+# http_target_stop: stops the endpoint; prints how many requests it answered.
+http_target_stop() {
+  kill -TERM "$SINK_PID" 2>/dev/null
+  wait "$SINK_PID" 2>/dev/null
+  SINK_PID=''
+  unset ACTIONPOOL_CONNECTOR_FILE
+  awk '/^answered/ {print $2}' "$WORK/http_sink.out"
+}
+
 # run_mode NAME COUNT BATCH_SIZE RATE [SETTLE_S]: one measured run; writes
 # $WORK/NAME.raw.json. Latency percentiles leave out the actions sent in the
 # first SETTLE_S seconds (default 0).
@@ -353,6 +392,11 @@ run_mode() {
   say "$MODE: $count actions, $WORKERS workers, batch size $batch$( ((rate)) && echo ", offered $rate/s")"
 
   export ACTIONPOOL_PG_DSN="host=127.0.0.1 port=$AP_PG_PORT dbname=bench_$MODE user=actionpool"
+  # Policy as configured by default, but for rate limits that are taken and
+  # never bind: with the default 10 an hour per tenant x subsystem most of the
+  # load would only be parked, waiting for tokens.
+  export ACTIONPOOL_RATE_LIMIT_HOURLY=${ACTIONPOOL_RATE_LIMIT_HOURLY:-1000000} \
+    ACTIONPOOL_RATE_LIMIT_DAILY=${ACTIONPOOL_RATE_LIMIT_DAILY:-10000000}
   export ACTIONPOOL_TOPIC_PREFIX=bench_$MODE ACTIONPOOL_GROUP_ID=bench_$MODE-workers
   pg_admin "drop database if exists bench_$MODE" >/dev/null 2>&1
   pg_admin "create database bench_$MODE owner actionpool" || die "cannot create database bench_$MODE"
@@ -369,6 +413,7 @@ run_mode() {
     --created-at now --run-id "bench-$STAMP" --stats "$WORK/$MODE.gen.json" \
     >"$WORK/$MODE.jsonl" || die "gen_actions.py failed"
 
+  [[ $MODE != http ]] || http_target_start
   WORKER_PIDS=()
   # Workers that serve /healthz and /metrics: any free port each, not 8080.
   local help
@@ -447,6 +492,8 @@ run_mode() {
   done
   WORKER_PIDS=()
   for k in "${exits[@]}"; do ((k == 0)) || fail_mode "a worker exited with status $k on SIGTERM"; done
+  local requests=null
+  [[ $MODE != http ]] || requests=$(http_target_stop)
 
   # One row of Postgres figures over the measured rows.
   since=$(jq -r --argjson settle "$settle" '.first_send + $settle' "$WORK/$MODE.jsonl.loadgen.json") ||
@@ -492,9 +539,11 @@ run_mode() {
     --slurpfile db "$WORK/$MODE.db.json" --slurpfile c0 "$WORK/$MODE.cpu0.json" \
     --slurpfile c1 "$WORK/$MODE.cpu1.json" \
     --argjson hwm "[$(IFS=,; echo "${hwm[*]}")]" --argjson exits "[$(IFS=,; echo "${exits[*]}")]" \
+    --argjson requests "${requests:-null}" --argjson delay "$HTTP_DELAY_MS" \
     '{mode: $mode, workers: $workers, batch_size: $batch, batch_ms: $batch_ms, rate: $rate,
       clk_tck: $clk, cpus: $cpus, gen: $gen[0], loadgen: $lg[0], db: $db[0],
-      cpu_before: $c0[0], cpu_after: $c1[0], worker_hwm_kb: $hwm, worker_exit: $exits}' \
+      cpu_before: $c0[0], cpu_after: $c1[0], worker_hwm_kb: $hwm, worker_exit: $exits,
+      http: (if $requests == null then null else {requests: $requests, delay_ms: $delay} end)}' \
     >"$WORK/$MODE.raw.json" || die "cannot assemble $MODE.raw.json"
   say "$(python3 "$HERE/report.py" mode "$WORK/$MODE.raw.json")"
   [[ -z $perf_out ]] || profile_report "$perf_out" "${groups[@]}"
@@ -523,6 +572,8 @@ say "building the load generator"
 cc -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Wstrict-prototypes \
   -Wmissing-prototypes -Wshadow $(pkg-config --cflags rdkafka jansson) -o "$LOADGEN" \
   "$HERE/loadgen.c" $(pkg-config --libs rdkafka jansson) || die "cannot build $LOADGEN"
+cc -std=c11 -O2 -g -Wall -Wextra -Werror -o "$HTTP_SINK" "$HERE/http_sink.c" ||
+  die "cannot build $HTTP_SINK"
 
 say "starting the stack in $AP_STACK_DIR"
 start_stack
@@ -534,6 +585,7 @@ for m in "${MODE_LIST[@]}"; do
   case $m in
     batched) run_mode batched "$N" "${ACTIONPOOL_BATCH_SIZE:-500}" 0 ;;
     naive) run_mode naive "$NAIVE_N" 1 0 ;;
+    http) run_mode http "$HTTP_N" "${ACTIONPOOL_BATCH_SIZE:-500}" 0 ;;
     latency) run_mode latency $((RATE * (SETTLE_S + DURATION))) "${ACTIONPOOL_BATCH_SIZE:-500}" \
       "$RATE" "$SETTLE_S" ;;
   esac
@@ -552,13 +604,15 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$commit" --arg b
   --argjson cpus "$CPUS" --arg mem "$(awk '/^MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)" \
   --arg kernel "$(uname -r)" --arg os "$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")" \
   --arg rdkafka "$(pkg-config --modversion rdkafka)" --argjson pg "$pg_settings" \
-  --argjson n "$N" --argjson naive_n "$NAIVE_N" --argjson rate "$RATE" --argjson duration "$DURATION" \
+  --argjson n "$N" --argjson naive_n "$NAIVE_N" --argjson http_n "$HTTP_N" \
+  --argjson http_delay "$HTTP_DELAY_MS" --argjson rate "$RATE" --argjson duration "$DURATION" \
   --arg sql "${SQL_EXTRA#"$REPO"/}" --argjson settle "$SETTLE_S" --argjson workers "$WORKERS" --argjson tenants "$TENANTS" --argjson entities "$ENTITIES" \
   '{date: $date, commit: $commit, binaries: $bin,
     machine: {cpu: $cpu, cpus: $cpus, memory: $mem, kernel: $kernel, os: $os,
               colocated: "workers, Kafka 3.9.1, Redis, Postgres and the load generator on one host"},
     versions: {librdkafka: $rdkafka, kafka: "3.9.1"}, postgres: $pg,
-    settings: {actions: $n, naive_actions: $naive_n, rate: $rate, duration_s: $duration,
+    settings: {actions: $n, naive_actions: $naive_n, http_actions: $http_n,
+               http_delay_ms: $http_delay, rate: $rate, duration_s: $duration,
                settle_s: $settle, extra_sql: (if $sql == "" then null else $sql end),
                workers: $workers, tenants: $tenants, entities_per_tenant_subsystem: $entities,
                duplicates: 0.01, invalid: 0.01}}' >"$WORK/meta.json" || die "cannot write meta.json"

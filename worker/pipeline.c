@@ -71,13 +71,12 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
  * only those that are sure to be well-formed. */
 static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item *it, int ord) {
     const ap_action *a = &it->action;
-    json_t *j =
-        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}", "ord", ord,
-                  "action_id", a->action_id, "tenant_id", a->tenant_id, "idempotency_key",
-                  a->idempotency_key, "status", it->status, "worker_id",
-                  p->cfg->worker_id, "subsystem", a->subsystem, "action_type", a->action_type,
-                  "entity_id", a->entity_id, "topic", rd_kafka_topic_name(m->rkt), "partition",
-                  (int)m->partition, "offset", (json_int_t)m->offset);
+    json_t *j = json_pack(
+        "{s:i, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}", "ord", ord, "action_id",
+        a->action_id, "tenant_id", a->tenant_id, "idempotency_key", a->idempotency_key, "status",
+        it->status, "worker_id", p->cfg->worker_id, "subsystem", a->subsystem, "action_type",
+        a->action_type, "entity_id", a->entity_id, "topic", rd_kafka_topic_name(m->rkt),
+        "partition", (int)m->partition, "offset", (json_int_t)m->offset);
     if (it->kind == ITEM_REJECT) {
         json_object_set_new(j, "reason", json_string(it->reason));
         return j;
@@ -306,7 +305,8 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
         goto out;
     if ((st = send_retries(p, msgs, items, n, batch, err, errsz)))
         goto out;
-    if (json_array_size(batch) && (st = ap_store_record(p->store, batch, payloads, outcomes, n, err, errsz)))
+    if (json_array_size(batch) &&
+        (st = ap_store_record(p->store, batch, payloads, outcomes, n, err, errsz)))
         goto out;
 
     for (int i = 0; i < n; i++) {

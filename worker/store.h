@@ -21,17 +21,17 @@ typedef struct ap_store_text {
 } ap_store_text;
 
 /* Records `items` (the ap_record_batch item array without "payload"s;
- * borrowed), with payloads[k] the payload of items[k], in one transaction. outcomes[i] (at least 32 bytes each) receives the outcome of the
- * item whose "ord" is i: the status recorded, "duplicate" or "redelivered".
- * On AP_ERR_PG nothing was recorded and the connection is reset on the next
- * call. */
+ * borrowed), with payloads[k] the payload of items[k], in one transaction. outcomes[i] (at least 32
+ * bytes each) receives the outcome of the item whose "ord" is i: the status recorded, "duplicate"
+ * or "redelivered". On AP_ERR_PG nothing was recorded and the connection is reset on the next call.
+ */
 ap_status ap_store_record(ap_store *s, const json_t *items, const ap_store_text *payloads,
                           char (*outcomes)[32], int n, char *err, size_t errsz);
 
 /* For items about to be sent to a live target (with their payloads, as for
- * ap_store_record): what applying each would do (ap_prepare_batch in schemas/sql). Returns a new JSON array, one object per
- * item with members ord, known, field, value, failure, why, output (JSON null
- * when SQL NULL), that the caller releases; NULL with err set on failure. */
+ * ap_store_record): what applying each would do (ap_prepare_batch in schemas/sql). Returns a new
+ * JSON array, one object per item with members ord, known, field, value, failure, why, output (JSON
+ * null when SQL NULL), that the caller releases; NULL with err set on failure. */
 json_t *ap_store_prepare(ap_store *s, const json_t *items, const ap_store_text *payloads, char *err,
                          size_t errsz);
 

@@ -3,8 +3,8 @@
 -- ap_record_action(it): records one item of ap_record_batch (below) in the
 -- caller's transaction, on the general path that handles every case. Returns
 -- its ord, its actions row and the outcome.
-CREATE FUNCTION ap_record_action(it jsonb)
-RETURNS TABLE (ord integer, action_pk bigint, outcome text)
+CREATE FUNCTION ap_record_action(it jsonb,
+    OUT ord integer, OUT action_pk bigint, OUT outcome text)
 LANGUAGE plpgsql AS $$
 DECLARE
     pk        bigint;
@@ -48,7 +48,6 @@ BEGIN
                                                    || owner_pk, updated_at = now()
                  WHERE id = pk;
                 action_pk := pk; outcome := 'duplicate';
-                RETURN NEXT;
                 RETURN;
             END IF;
             UPDATE actions SET status = it->>'status', status_reason = it->>'reason',
@@ -63,7 +62,6 @@ BEGIN
             resumed := true;
         ELSIF FOUND THEN
             action_pk := pk; outcome := 'redelivered';
-            RETURN NEXT;
             RETURN;
         END IF;
     END IF;
@@ -82,13 +80,11 @@ BEGIN
                 owner_pk, it->>'run_id', (it->>'created_at')::timestamptz)
         RETURNING id INTO pk;
         action_pk := pk; outcome := 'duplicate';
-        RETURN NEXT;
         RETURN;
     END IF;
 
     action_pk := pk; outcome := it->>'status';
     IF outcome = 'rejected' AND NOT it ?| array['http', 'prepared'] THEN  -- invalid
-        RETURN NEXT;
         RETURN;
     END IF;
 
@@ -101,7 +97,6 @@ BEGIN
                                not_before = p.not_before
              WHERE id = pk;
             outcome := p.status;
-            RETURN NEXT;
             RETURN;
         END IF;
     END IF;
@@ -179,7 +174,6 @@ BEGIN
              WHERE id = c.reverted_execution;
         END IF;
     END IF;
-    RETURN NEXT;
 END;
 $$;
 
@@ -197,10 +191,10 @@ $$;
 --
 -- Most items of a batch are new actions, each on an entity of its own: those
 -- take one set-based statement (policy, the checks, then the three inserts),
--- with what ap_record_action would decide for them. An item takes it when it
--- is the batch's only item on its entity, idempotency key and action id, is
--- invalid or a postgres-target change that is not a revert, and its actions
--- row is new. Every other item goes, in batch order, through
+-- with what ap_record_action would decide for them. In a batch of 8 or more
+-- items, an item takes it when it is the batch's only item on its entity,
+-- idempotency key and action id, is invalid or a postgres-target change that
+-- is not a revert, and its actions row is new. Every other item goes, in batch order, through
 -- ap_record_action. The two paths never share an entity, so per-entity order
 -- holds; ap_record_batch is the only writer of entity_state, and both paths
 -- take ap_check_change's advisory lock before reading it.
@@ -211,207 +205,218 @@ DECLARE
     ords     integer[];
     pks      bigint[];
     statuses text[];
+    r        record;
 BEGIN
-    -- The locks of every field the batch may change, in one order.
-    PERFORM pg_advisory_xact_lock(l.h)
-       FROM (SELECT DISTINCT hashtextextended(concat_ws(E'\x1f', x.tenant_id, x.subsystem,
-                                                        x.entity_id, x.field), 0) AS h
-               FROM jsonb_to_recordset(items) AS x(tenant_id text, subsystem text,
-                                                   entity_id text, field text, status text,
-                                                   action_type text)
-              WHERE x.status IN ('executed', 'dry_run') AND x.action_type <> 'revert'
-              ORDER BY 1) l;
+    -- A small batch costs the set-based statements more than it saves.
+    IF jsonb_array_length(items) >= 8 THEN
+        -- The locks of every field the batch may change, in one order.
+        PERFORM pg_advisory_xact_lock(l.h)
+           FROM (SELECT DISTINCT hashtextextended(concat_ws(E'\x1f', x.tenant_id, x.subsystem,
+                                                            x.entity_id, x.field), 0) AS h
+                   FROM jsonb_to_recordset(items) AS x(tenant_id text, subsystem text,
+                                                       entity_id text, field text, status text,
+                                                       action_type text)
+                  WHERE x.status IN ('executed', 'dry_run') AND x.action_type <> 'revert'
+                  ORDER BY 1) l;
 
-    WITH b AS (
-        SELECT e.pos, e.it, x.*,
-               count(*) OVER (PARTITION BY x.tenant_id, x.subsystem, x.entity_id) AS on_entity,
-               count(*) OVER (PARTITION BY x.idempotency_key) AS on_key,
-               count(*) OVER (PARTITION BY x.tenant_id, x.action_id) AS on_id
-          FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, pos)
-         CROSS JOIN LATERAL jsonb_to_record(e.it) AS x(
-               ord integer, action_id text, tenant_id text, subsystem text, action_type text,
-               entity_id text, idempotency_key text, payload jsonb, tier smallint,
-               tier1_eligible boolean, quiet_hours integer, status text, reason text,
-               field text, value jsonb, target text, worker_id text, topic text,
-               "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
-               attempt integer, guard jsonb, wait jsonb)),
-    -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
-    held AS (
-        SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
-               CASE WHEN f.status <> 'executed' THEN NULL
-                    WHEN pe.entity_id IS NOT NULL THEN 'protected'
-                    WHEN EXISTS (SELECT 1 FROM autopilot a
-                                  WHERE a.tenant_id = f.tenant_id AND NOT a.enabled
-                                    AND (a.entity_id = '' OR a.entity_id = f.entity_id))
-                    THEN 'autopilot'
-                    WHEN f.tier >= 3 THEN 'tier3'
-                    WHEN f.tier = 2 THEN 'tier2'
-                    WHEN NOT f.tier1_eligible THEN 'tier1'
-                    WHEN EXISTS (SELECT 1 FROM executions x JOIN actions a ON a.id = x.action_pk
-                                  WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
-                                    AND a.entity_id = f.entity_id AND x.success
-                                    AND x.mode = 'apply'
-                                    AND x.executed_at > now() - make_interval(
-                                        hours => coalesce(f.quiet_hours, 24)))
-                    THEN 'quiet'
-                    WHEN k.scope IS NOT NULL THEN 'control'
-                    WHEN EXISTS (SELECT 1 FROM actions a
-                                  WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
-                                    AND a.entity_id = f.entity_id
-                                    AND a.status IN ('received', 'retry_scheduled'))
-                    THEN 'behind'
-                    WHEN f.wait IS NOT NULL THEN 'wait'
-               END AS why_held
-          FROM b f
-          LEFT JOIN protected_entities pe ON pe.tenant_id = f.tenant_id
-                AND pe.subsystem = f.subsystem AND pe.entity_id = f.entity_id
-          LEFT JOIN LATERAL (SELECT k.scope, k.target FROM controls k
-                              WHERE k.scope = 'global'
-                                 OR (k.scope = 'tenant' AND k.target = f.tenant_id)
-                                 OR (k.scope = 'subsystem' AND k.target = f.subsystem)
-                              ORDER BY k.scope = 'global' DESC LIMIT 1) k ON true
-         WHERE f.on_entity = 1 AND f.on_key = 1 AND f.on_id = 1
-           AND NOT f.it ?| array['http', 'prepared']
-           AND (f.status = 'rejected'
-                OR f.status IN ('executed', 'dry_run') AND f.action_type <> 'revert'
-                   AND f.target = 'postgres' AND f.value IS NOT NULL)),
-    -- ap_check_change, for what may execute or is rehearsed.
-    stored AS (
-        SELECT h.*, h.status = 'dry_run' OR h.status = 'executed' AND h.why_held IS NULL
-                    AS checked,
-               s.value AS prev, s.entity_id IS NOT NULL AS existed,
-               CASE WHEN jsonb_typeof(h.value) = 'number' THEN h.value::text::numeric END
-                    AS requested,
-               CASE WHEN jsonb_typeof(s.value) = 'number' AND s.value::text::numeric > 0
-                    THEN round(s.value::text::numeric
-                               * (1 + (h.guard->>'max_increase_pct')::numeric / 100), 2) END
-                    AS ceiling
-          FROM held h
-          LEFT JOIN entity_state s ON s.tenant_id = h.tenant_id AND s.subsystem = h.subsystem
-                AND s.entity_id = h.entity_id AND s.field = h.field),
-    checked AS (
-        SELECT s.*,
-               CASE WHEN NOT s.checked THEN NULL
-                    WHEN s.it ? 'current' AND s.existed AND s.prev IS DISTINCT FROM s.it->'current'
-                    THEN 'conflict'
-                    WHEN s.guard IS NULL OR s.requested IS NULL THEN NULL
-                    WHEN s.requested < (s.guard->>'floor')::numeric THEN 'floor'
-                    WHEN s.requested > s.ceiling AND s.guard->>'on_excess' = 'reject' THEN 'excess'
-                    WHEN s.requested > s.ceiling THEN 'clamped'
-               END AS verdict
-          FROM stored s),
-    decided AS (
-        SELECT c.*,
-               CASE c.verdict WHEN 'conflict' THEN 'conflict' WHEN 'floor' THEN 'guardrail'
-                              WHEN 'excess' THEN 'guardrail' END AS failure,
-               CASE WHEN c.verdict = 'clamped' THEN to_jsonb(c.ceiling) ELSE c.value END
-                    AS applied,
-               CASE WHEN c.it ? 'current' AND NOT c.existed
-                    THEN jsonb_build_object('current', 'unverified') ELSE '{}'::jsonb END
-               || CASE WHEN c.verdict = 'clamped'
-                       THEN jsonb_build_object('guardrail', 'clamped', 'requested', c.requested,
-                                               'applied', c.ceiling)
-                       ELSE '{}'::jsonb END AS output,
-               CASE WHEN c.verdict IN ('conflict', 'floor', 'excess') THEN 'rejected'
-                    WHEN c.why_held = 'protected' THEN 'rejected'
-                    WHEN c.why_held = 'autopilot' THEN 'suggested'
-                    WHEN c.why_held = 'tier3' THEN 'manual_only'
-                    WHEN c.why_held IN ('tier2', 'tier1', 'quiet') THEN 'pending_approval'
-                    WHEN c.why_held IS NOT NULL THEN 'received'
-                    ELSE c.status END AS recorded,
-               CASE c.verdict
-                    WHEN 'conflict' THEN format('conflict: %s is %s, the action expected %s',
-                                                c.field, c.prev, c.it->'current')
-                    WHEN 'floor' THEN format('guardrail: %s %s is under the floor %s', c.field,
-                                             c.requested, c.guard->>'floor')
-                    WHEN 'excess' THEN format('guardrail: %s %s is more than +%s%% over %s (at most %s)',
-                                              c.field, c.requested, c.guard->>'max_increase_pct',
-                                              c.prev, c.ceiling)
-                    ELSE CASE c.why_held
-                    WHEN 'protected' THEN format('protected: %s/%s is protected%s', c.subsystem,
-                                                 c.entity_id, coalesce(': ' || c.protected_reason, ''))
-                    WHEN 'autopilot' THEN 'autopilot is off for ' || c.tenant_id
-                    WHEN 'tier3' THEN 'tier 3: recorded, never executed automatically'
-                    WHEN 'tier2' THEN 'tier 2: waits for approval'
-                    WHEN 'tier1' THEN 'tier 1 needs more confidence or impact: waits for approval'
-                    WHEN 'quiet' THEN 'the entity changed in the last '
-                                      || coalesce(c.quiet_hours::text, '24') || ' h: waits for approval'
-                    WHEN 'control' THEN CASE WHEN c.scope = 'global' THEN 'kill switch is on'
-                                             ELSE format('%s %s is paused', c.scope, c.paused) END
-                    WHEN 'behind' THEN 'waits behind an earlier action on the same entity'
-                    WHEN 'wait' THEN CASE c.wait->>'reason'
-                         WHEN 'breaker_open' THEN format('the circuit breaker of %s/%s is open',
-                                                         c.tenant_id, c.subsystem)
-                         WHEN 'behind' THEN 'waits behind an earlier action on the same entity'
-                         ELSE format('rate limit of %s/%s reached', c.tenant_id, c.subsystem) END
-                    ELSE c.reason END END AS recorded_reason,
-               CASE c.why_held WHEN 'control' THEN CASE WHEN c.scope = 'global'
-                                                        THEN 'kill_switch' ELSE 'paused' END
-                               WHEN 'behind' THEN 'behind'
-                               WHEN 'wait' THEN c.wait->>'reason' END AS wait_reason,
-               CASE c.why_held WHEN 'control' THEN now() WHEN 'behind' THEN now()
-                    WHEN 'wait' THEN CASE c.wait->>'reason'
-                         WHEN 'breaker_open' THEN 'infinity'::timestamptz
-                         WHEN 'behind' THEN now()
-                         ELSE now() + make_interval(secs => (c.wait->>'ms')::numeric / 1000) END
-               END AS not_before
-          FROM checked c),
-    -- A worker 'executed' recorded as 'rejected' does not take its idempotency
-    -- key: ap_record_action makes it a duplicate if the key is taken already.
-    fast AS (
-        SELECT d.* FROM decided d
-         WHERE NOT (d.status = 'executed' AND d.recorded = 'rejected'
-                    AND EXISTS (SELECT 1 FROM actions a
-                                 WHERE a.idempotency_key = d.idempotency_key
-                                   AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')))),
-    inserted AS (
-        INSERT INTO actions (action_id, tenant_id, subsystem, action_type, entity_id,
-                             idempotency_key, payload, tier, status, status_reason,
-                             wait_reason, not_before, attempts, run_id, created_at)
-        SELECT f.action_id, f.tenant_id, f.subsystem, f.action_type, f.entity_id,
-               f.idempotency_key, f.payload, f.tier, f.recorded, f.recorded_reason,
-               f.wait_reason, f.not_before, CASE WHEN f.status = 'rejected' THEN 0 ELSE 1 END,
-               f.run_id, f.created_at
-          FROM fast f ORDER BY f.pos
-        ON CONFLICT DO NOTHING
-        RETURNING id, tenant_id, action_id),
-    done AS (
-        SELECT f.*, i.id AS pk FROM fast f
-          JOIN inserted i ON i.tenant_id = f.tenant_id AND i.action_id = f.action_id),
-    executed AS (
-        INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
-                                error_class, error_message, worker_id, topic, kafka_partition,
-                                kafka_offset, rollback_data)
-        SELECT d.pk, coalesce(d.attempt, 0) + 1, d.target,
-               CASE WHEN d.status = 'dry_run' THEN 'dry_run' ELSE 'apply' END,
-               jsonb_build_object('field', d.field, 'value', d.applied),
-               CASE WHEN d.status = 'dry_run'
-                    THEN d.output || jsonb_build_object('would_set', d.applied, 'previous', d.prev)
-                    ELSE d.output END,
-               d.failure IS NULL, d.failure, d.recorded_reason, d.worker_id, d.topic,
-               d."partition", d."offset",
-               CASE WHEN d.failure IS NULL THEN jsonb_build_object(
-                    'field', d.field, 'previous', d.prev, 'existed', d.existed) END
-          FROM done d WHERE d.checked ORDER BY d.pos),
-    applied AS (
-        INSERT INTO entity_state (tenant_id, subsystem, entity_id, field, value, set_by_action)
-        SELECT d.tenant_id, d.subsystem, d.entity_id, d.field, d.applied, d.pk
-          FROM done d WHERE d.checked AND d.status = 'executed' AND d.failure IS NULL
-        ON CONFLICT (tenant_id, subsystem, entity_id, field) DO UPDATE
-           SET value = EXCLUDED.value, set_by_action = EXCLUDED.set_by_action,
-               updated_at = now())
-    SELECT array_agg(b.ord ORDER BY b.pos), array_agg(d.pk ORDER BY b.pos),
-           array_agg(d.recorded ORDER BY b.pos)
-      INTO ords, pks, statuses
-      FROM b LEFT JOIN done d ON d.pos = b.pos;
+        WITH b AS (
+            SELECT e.pos, e.it, x.*,
+                   count(*) OVER (PARTITION BY x.tenant_id, x.subsystem, x.entity_id) AS on_entity,
+                   count(*) OVER (PARTITION BY x.idempotency_key) AS on_key,
+                   count(*) OVER (PARTITION BY x.tenant_id, x.action_id) AS on_id
+              FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, pos)
+             CROSS JOIN LATERAL jsonb_to_record(e.it) AS x(
+                   ord integer, action_id text, tenant_id text, subsystem text, action_type text,
+                   entity_id text, idempotency_key text, payload jsonb, tier smallint,
+                   tier1_eligible boolean, quiet_hours integer, status text, reason text,
+                   field text, value jsonb, target text, worker_id text, topic text,
+                   "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
+                   attempt integer, guard jsonb, wait jsonb)),
+        -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
+        held AS MATERIALIZED (
+            SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
+                   CASE WHEN f.status <> 'executed' THEN NULL
+                        WHEN pe.found THEN 'protected'
+                        WHEN EXISTS (SELECT 1 FROM autopilot a
+                                      WHERE a.tenant_id = f.tenant_id AND NOT a.enabled
+                                        AND (a.entity_id = '' OR a.entity_id = f.entity_id))
+                        THEN 'autopilot'
+                        WHEN f.tier >= 3 THEN 'tier3'
+                        WHEN f.tier = 2 THEN 'tier2'
+                        WHEN NOT f.tier1_eligible THEN 'tier1'
+                        WHEN EXISTS (SELECT 1 FROM executions x JOIN actions a ON a.id = x.action_pk
+                                      WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
+                                        AND a.entity_id = f.entity_id AND x.success
+                                        AND x.mode = 'apply'
+                                        AND x.executed_at > now() - make_interval(
+                                            hours => coalesce(f.quiet_hours, 24)))
+                        THEN 'quiet'
+                        WHEN k.scope IS NOT NULL THEN 'control'
+                        WHEN EXISTS (SELECT 1 FROM actions a
+                                      WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
+                                        AND a.entity_id = f.entity_id
+                                        AND a.status IN ('received', 'retry_scheduled'))
+                        THEN 'behind'
+                        WHEN f.wait IS NOT NULL THEN 'wait'
+                   END AS why_held
+              FROM b f
+              -- Lookups as LIMIT-ed lateral subqueries and scalar subqueries: a
+              -- join would let a cached plan scan the whole table for every batch.
+              LEFT JOIN LATERAL (SELECT p.reason, true AS found FROM protected_entities p
+                                  WHERE p.tenant_id = f.tenant_id AND p.subsystem = f.subsystem
+                                    AND p.entity_id = f.entity_id LIMIT 1) pe ON true
+              LEFT JOIN LATERAL (SELECT k.scope, k.target FROM controls k
+                                  WHERE k.scope = 'global'
+                                     OR (k.scope = 'tenant' AND k.target = f.tenant_id)
+                                     OR (k.scope = 'subsystem' AND k.target = f.subsystem)
+                                  ORDER BY k.scope = 'global' DESC LIMIT 1) k ON true
+             WHERE f.on_entity = 1 AND f.on_key = 1 AND f.on_id = 1
+               AND NOT f.it ?| array['http', 'prepared']
+               AND (f.status = 'rejected'
+                    OR f.status IN ('executed', 'dry_run') AND f.action_type <> 'revert'
+                       AND f.target = 'postgres' AND f.value IS NOT NULL)),
+        -- ap_check_change, for what may execute or is rehearsed.
+        stored AS MATERIALIZED (
+            SELECT h.*, h.status = 'dry_run' OR h.status = 'executed' AND h.why_held IS NULL
+                        AS checked,
+                   (SELECT s.value FROM entity_state s
+                     WHERE s.tenant_id = h.tenant_id AND s.subsystem = h.subsystem
+                       AND s.entity_id = h.entity_id AND s.field = h.field) AS prev
+              FROM held h),
+        compared AS (
+            SELECT s.*, s.prev IS NOT NULL AS existed,
+                   CASE WHEN jsonb_typeof(s.value) = 'number' THEN s.value::text::numeric END
+                        AS requested,
+                   CASE WHEN jsonb_typeof(s.prev) = 'number' AND s.prev::text::numeric > 0
+                        THEN round(s.prev::text::numeric
+                                   * (1 + (s.guard->>'max_increase_pct')::numeric / 100), 2) END
+                        AS ceiling
+              FROM stored s),
+        checked AS MATERIALIZED (
+            SELECT s.*,
+                   CASE WHEN NOT s.checked THEN NULL
+                        WHEN s.it ? 'current' AND s.existed AND s.prev IS DISTINCT FROM s.it->'current'
+                        THEN 'conflict'
+                        WHEN s.guard IS NULL OR s.requested IS NULL THEN NULL
+                        WHEN s.requested < (s.guard->>'floor')::numeric THEN 'floor'
+                        WHEN s.requested > s.ceiling AND s.guard->>'on_excess' = 'reject' THEN 'excess'
+                        WHEN s.requested > s.ceiling THEN 'clamped'
+                   END AS verdict
+              FROM compared s),
+        decided AS (
+            SELECT c.*,
+                   CASE c.verdict WHEN 'conflict' THEN 'conflict' WHEN 'floor' THEN 'guardrail'
+                                  WHEN 'excess' THEN 'guardrail' END AS failure,
+                   CASE WHEN c.verdict = 'clamped' THEN to_jsonb(c.ceiling) ELSE c.value END
+                        AS applied,
+                   CASE WHEN c.it ? 'current' AND NOT c.existed
+                        THEN jsonb_build_object('current', 'unverified') ELSE '{}'::jsonb END
+                   || CASE WHEN c.verdict = 'clamped'
+                           THEN jsonb_build_object('guardrail', 'clamped', 'requested', c.requested,
+                                                   'applied', c.ceiling)
+                           ELSE '{}'::jsonb END AS output,
+                   CASE WHEN c.verdict IN ('conflict', 'floor', 'excess') THEN 'rejected'
+                        WHEN c.why_held = 'protected' THEN 'rejected'
+                        WHEN c.why_held = 'autopilot' THEN 'suggested'
+                        WHEN c.why_held = 'tier3' THEN 'manual_only'
+                        WHEN c.why_held IN ('tier2', 'tier1', 'quiet') THEN 'pending_approval'
+                        WHEN c.why_held IS NOT NULL THEN 'received'
+                        ELSE c.status END AS recorded,
+                   CASE c.verdict
+                        WHEN 'conflict' THEN format('conflict: %s is %s, the action expected %s',
+                                                    c.field, c.prev, c.it->'current')
+                        WHEN 'floor' THEN format('guardrail: %s %s is under the floor %s', c.field,
+                                                 c.requested, c.guard->>'floor')
+                        WHEN 'excess' THEN format('guardrail: %s %s is more than +%s%% over %s (at most %s)',
+                                                  c.field, c.requested, c.guard->>'max_increase_pct',
+                                                  c.prev, c.ceiling)
+                        ELSE CASE c.why_held
+                        WHEN 'protected' THEN format('protected: %s/%s is protected%s', c.subsystem,
+                                                     c.entity_id, coalesce(': ' || c.protected_reason, ''))
+                        WHEN 'autopilot' THEN 'autopilot is off for ' || c.tenant_id
+                        WHEN 'tier3' THEN 'tier 3: recorded, never executed automatically'
+                        WHEN 'tier2' THEN 'tier 2: waits for approval'
+                        WHEN 'tier1' THEN 'tier 1 needs more confidence or impact: waits for approval'
+                        WHEN 'quiet' THEN 'the entity changed in the last '
+                                          || coalesce(c.quiet_hours::text, '24') || ' h: waits for approval'
+                        WHEN 'control' THEN CASE WHEN c.scope = 'global' THEN 'kill switch is on'
+                                                 ELSE format('%s %s is paused', c.scope, c.paused) END
+                        WHEN 'behind' THEN 'waits behind an earlier action on the same entity'
+                        WHEN 'wait' THEN CASE c.wait->>'reason'
+                             WHEN 'breaker_open' THEN format('the circuit breaker of %s/%s is open',
+                                                             c.tenant_id, c.subsystem)
+                             WHEN 'behind' THEN 'waits behind an earlier action on the same entity'
+                             ELSE format('rate limit of %s/%s reached', c.tenant_id, c.subsystem) END
+                        ELSE c.reason END END AS recorded_reason,
+                   CASE c.why_held WHEN 'control' THEN CASE WHEN c.scope = 'global'
+                                                            THEN 'kill_switch' ELSE 'paused' END
+                                   WHEN 'behind' THEN 'behind'
+                                   WHEN 'wait' THEN c.wait->>'reason' END AS wait_reason,
+                   CASE c.why_held WHEN 'control' THEN now() WHEN 'behind' THEN now()
+                        WHEN 'wait' THEN CASE c.wait->>'reason'
+                             WHEN 'breaker_open' THEN 'infinity'::timestamptz
+                             WHEN 'behind' THEN now()
+                             ELSE now() + make_interval(secs => (c.wait->>'ms')::numeric / 1000) END
+                   END AS not_before
+              FROM checked c),
+        -- A worker 'executed' recorded as 'rejected' does not take its idempotency
+        -- key: ap_record_action makes it a duplicate if the key is taken already.
+        fast AS (
+            SELECT d.* FROM decided d
+             WHERE NOT (d.status = 'executed' AND d.recorded = 'rejected'
+                        AND EXISTS (SELECT 1 FROM actions a
+                                     WHERE a.idempotency_key = d.idempotency_key
+                                       AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')))),
+        inserted AS (
+            INSERT INTO actions (action_id, tenant_id, subsystem, action_type, entity_id,
+                                 idempotency_key, payload, tier, status, status_reason,
+                                 wait_reason, not_before, attempts, run_id, created_at)
+            SELECT f.action_id, f.tenant_id, f.subsystem, f.action_type, f.entity_id,
+                   f.idempotency_key, f.payload, f.tier, f.recorded, f.recorded_reason,
+                   f.wait_reason, f.not_before, CASE WHEN f.status = 'rejected' THEN 0 ELSE 1 END,
+                   f.run_id, f.created_at
+              FROM fast f ORDER BY f.pos
+            ON CONFLICT DO NOTHING
+            RETURNING id, tenant_id, action_id),
+        done AS (
+            SELECT f.*, i.id AS pk FROM fast f
+              JOIN inserted i ON i.tenant_id = f.tenant_id AND i.action_id = f.action_id),
+        executed AS (
+            INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
+                                    error_class, error_message, worker_id, topic, kafka_partition,
+                                    kafka_offset, rollback_data)
+            SELECT d.pk, coalesce(d.attempt, 0) + 1, d.target,
+                   CASE WHEN d.status = 'dry_run' THEN 'dry_run' ELSE 'apply' END,
+                   jsonb_build_object('field', d.field, 'value', d.applied),
+                   CASE WHEN d.status = 'dry_run'
+                        THEN d.output || jsonb_build_object('would_set', d.applied, 'previous', d.prev)
+                        ELSE d.output END,
+                   d.failure IS NULL, d.failure, d.recorded_reason, d.worker_id, d.topic,
+                   d."partition", d."offset",
+                   CASE WHEN d.failure IS NULL THEN jsonb_build_object(
+                        'field', d.field, 'previous', d.prev, 'existed', d.existed) END
+              FROM done d WHERE d.checked ORDER BY d.pos),
+        applied AS (
+            INSERT INTO entity_state (tenant_id, subsystem, entity_id, field, value, set_by_action)
+            SELECT d.tenant_id, d.subsystem, d.entity_id, d.field, d.applied, d.pk
+              FROM done d WHERE d.checked AND d.status = 'executed' AND d.failure IS NULL
+            ON CONFLICT (tenant_id, subsystem, entity_id, field) DO UPDATE
+               SET value = EXCLUDED.value, set_by_action = EXCLUDED.set_by_action,
+                   updated_at = now())
+        SELECT array_agg(b.ord ORDER BY b.pos), array_agg(d.pk ORDER BY b.pos),
+               array_agg(d.recorded ORDER BY b.pos)
+          INTO ords, pks, statuses
+          FROM b LEFT JOIN done d ON d.pos = b.pos;
+    END IF;
 
-    FOR i IN 1 .. coalesce(array_length(ords, 1), 0) LOOP
+    FOR i IN 1 .. jsonb_array_length(items) LOOP
         IF pks[i] IS NULL THEN
-            RETURN QUERY SELECT * FROM ap_record_action(items->(i - 1));
+            r := ap_record_action(items->(i - 1));
+            ord := r.ord; action_pk := r.action_pk; outcome := r.outcome;
         ELSE
             ord := ords[i]; action_pk := pks[i]; outcome := statuses[i];
-            RETURN NEXT;
         END IF;
+        RETURN NEXT;
     END LOOP;
 END;
 $$;
