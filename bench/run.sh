@@ -372,13 +372,15 @@ http_target_start() {
   export ACTIONPOOL_CONNECTOR_FILE=$WORK/connector.json
 }
 
-# http_target_stop: stops the endpoint; prints how many requests it answered.
+# http_target_stop: stops the endpoint; HTTP_REQUESTS is how many requests it
+# answered.
 http_target_stop() {
   kill -TERM "$SINK_PID" 2>/dev/null
   wait "$SINK_PID" 2>/dev/null
   SINK_PID=''
   unset ACTIONPOOL_CONNECTOR_FILE
-  awk '/^answered/ {print $2}' "$WORK/http_sink.out"
+  HTTP_REQUESTS=$(awk '/^answered/ {print $2}' "$WORK/http_sink.out")
+  [[ -n $HTTP_REQUESTS ]] || fail_mode "the HTTP endpoint did not say how many requests it answered"
 }
 
 # run_mode NAME COUNT BATCH_SIZE RATE [SETTLE_S]: one measured run; writes
@@ -493,7 +495,10 @@ run_mode() {
   WORKER_PIDS=()
   for k in "${exits[@]}"; do ((k == 0)) || fail_mode "a worker exited with status $k on SIGTERM"; done
   local requests=null
-  [[ $MODE != http ]] || requests=$(http_target_stop)
+  if [[ $MODE == http ]]; then
+    http_target_stop
+    requests=$HTTP_REQUESTS
+  fi
 
   # One row of Postgres figures over the measured rows.
   since=$(jq -r --argjson settle "$settle" '.first_send + $settle' "$WORK/$MODE.jsonl.loadgen.json") ||
@@ -539,7 +544,7 @@ run_mode() {
     --slurpfile db "$WORK/$MODE.db.json" --slurpfile c0 "$WORK/$MODE.cpu0.json" \
     --slurpfile c1 "$WORK/$MODE.cpu1.json" \
     --argjson hwm "[$(IFS=,; echo "${hwm[*]}")]" --argjson exits "[$(IFS=,; echo "${exits[*]}")]" \
-    --argjson requests "${requests:-null}" --argjson delay "$HTTP_DELAY_MS" \
+    --argjson requests "$requests" --argjson delay "$HTTP_DELAY_MS" \
     '{mode: $mode, workers: $workers, batch_size: $batch, batch_ms: $batch_ms, rate: $rate,
       clk_tck: $clk, cpus: $cpus, gen: $gen[0], loadgen: $lg[0], db: $db[0],
       cpu_before: $c0[0], cpu_after: $c1[0], worker_hwm_kb: $hwm, worker_exit: $exits,
