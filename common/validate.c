@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "rfc3339.h"
+
 static void violate(ap_verdict *v, const char *field, const char *rule, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -31,57 +33,17 @@ static size_t utf8_length(const char *s) {
     return n;
 }
 
-/* Reads n ASCII digits at s into *value; 0 when any position is not a digit
- * (so no sign, space or end of string slips through as sscanf's %d would let it). */
-static int digits(const char *s, int n, int *value) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        v = v * 10 + (s[i] - '0');
-    }
-    *value = v;
-    return 1;
-}
-
-/* The 10 characters at s are "YYYY-MM-DD", a real calendar day. */
-static int date_at(const char *s) {
-    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, m, d;
-    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &m) || s[7] != '-' ||
-        !digits(s + 8, 2, &d))
-        return 0;
-    if (m < 1 || m > 12 || d < 1 || d > days[m - 1])
-        return 0;
-    return m != 2 || d < 29 || (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
-}
-
 /* "YYYY-MM-DD" with a real calendar day. */
 static int is_date(const char *s) {
-    return strlen(s) == 10 && date_at(s);
+    ap_rfc3339 t;
+    return ap_rfc3339_read(s, &t) && !t.has_time && ap_rfc3339_real_day(&t);
 }
 
-/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), every
- * position a digit where one belongs; hour 00-23, minute 00-59, second 00-60
- * (a leap second), offset hour 00-23 and minute 00-59. */
+/* RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) on a real
+ * calendar day (ap_rfc3339_read says the rest). */
 static int is_date_time(const char *s) {
-    int hh, mm, ss;
-    if (strlen(s) < 20 || !date_at(s) || (s[10] != 'T' && s[10] != 't'))
-        return 0;
-    if (!digits(s + 11, 2, &hh) || s[13] != ':' || !digits(s + 14, 2, &mm) || s[16] != ':' ||
-        !digits(s + 17, 2, &ss) || hh > 23 || mm > 59 || ss > 60)
-        return 0;
-    const char *p = s + 19;
-    if (*p == '.') {
-        if (!isdigit((unsigned char)*++p))
-            return 0;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    if ((*p == 'Z' || *p == 'z') && !p[1])
-        return 1;
-    return (*p == '+' || *p == '-') && strlen(p) == 6 && digits(p + 1, 2, &hh) && p[3] == ':' &&
-           digits(p + 4, 2, &mm) && hh <= 23 && mm <= 59;
+    ap_rfc3339 t;
+    return ap_rfc3339_read(s, &t) && t.has_time && t.separator != ' ' && ap_rfc3339_real_day(&t);
 }
 
 /* 1..64 characters, each one of [A-Za-z0-9] or of `extra`; NULL is none. */

@@ -1,64 +1,25 @@
 #include "cli_time.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* Reads n ASCII digits at s into *value; 0 when any position is not a digit. */
-static int digits_at(const char *s, int n, int *value) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        v = v * 10 + (s[i] - '0');
-    }
-    *value = v;
-    return 1;
-}
+#include "rfc3339.h"
 
 int ap_rfc3339_ms(const char *s, int64_t *ms) {
-    struct tm tm = {0};
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0, off = 0;
-    size_t len = strlen(s);
-    if (len < 10 || !digits_at(s, 4, &y) || s[4] != '-' || !digits_at(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits_at(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+    ap_rfc3339 r;
+    if (!ap_rfc3339_read(s, &r))
         return -1;
-    const char *p = s + 10;
-    if (*p) {
-        if ((*p != 'T' && *p != 't' && *p != ' ') || !digits_at(p + 1, 2, &h) || p[3] != ':' ||
-            !digits_at(p + 4, 2, &mi) || p[6] != ':' || !digits_at(p + 7, 2, &sec) || h > 23 ||
-            mi > 59 || sec > 60)
-            return -1;
-        p += 9;
-        if (*p == '.') {
-            int scale = 100, any = 0;
-            for (p++; *p >= '0' && *p <= '9'; p++, any = 1) {
-                frac_ms += (*p - '0') * scale;
-                scale /= 10;
-            }
-            if (!any)
-                return -1;
-        }
-        if ((*p == 'Z' || *p == 'z') && !p[1]) {
-            off = 0;
-        } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-            int oh, om;
-            if (!digits_at(p + 1, 2, &oh) || !digits_at(p + 4, 2, &om) || oh > 23 || om > 59)
-                return -1;
-            off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-        } else {
-            return -1;
-        }
-    }
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
+    struct tm tm = {.tm_year = r.year - 1900,
+                    .tm_mon = r.month - 1,
+                    .tm_mday = r.day,
+                    .tm_hour = r.hour,
+                    .tm_min = r.minute,
+                    .tm_sec = r.second};
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
         return -1;
-    *ms = ((int64_t)t - off) * 1000 + frac_ms;
+    *ms = ((int64_t)t - r.offset_s) * 1000 + r.frac_ms;
     return 0;
 }
 
@@ -74,9 +35,9 @@ ap_status ap_cli_time_parse(const char *option, const char *text, ap_cli_time *t
                  {'d', "days", 86400},
                  {'w', "weeks", 7 * 86400}};
     size_t len = strlen(text);
-    int n;
+    int n = atoi(text); /* read up to the unit */
     memset(t, 0, sizeof *t);
-    if (len >= 2 && len <= 7 && digits_at(text, (int)len - 1, &n))
+    if (len >= 2 && len <= 7 && strspn(text, "0123456789") == len - 1)
         for (size_t u = 0; u < sizeof units / sizeof *units; u++)
             if (text[len - 1] == units[u].suffix) {
                 t->is_duration = 1;

@@ -209,7 +209,8 @@ DECLARE
 BEGIN
     -- A small batch costs the set-based statements more than it saves.
     IF jsonb_array_length(items) >= 8 THEN
-        -- The locks of every field the batch may change, in one order.
+        -- The locks of every field the batch may change, in one order, taken
+        -- before the statement below reads entity_state (its own snapshot).
         PERFORM pg_advisory_xact_lock(l.h)
            FROM (SELECT DISTINCT hashtextextended(concat_ws(E'\x1f', x.tenant_id, x.subsystem,
                                                             x.entity_id, x.field), 0) AS h
