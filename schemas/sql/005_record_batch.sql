@@ -221,10 +221,8 @@ BEGIN
                   ORDER BY 1) l;
 
         WITH b AS (
-            SELECT e.pos, e.it, x.*,
-                   count(*) OVER (PARTITION BY x.tenant_id, x.subsystem, x.entity_id) AS on_entity,
-                   count(*) OVER (PARTITION BY x.idempotency_key) AS on_key,
-                   count(*) OVER (PARTITION BY x.tenant_id, x.action_id) AS on_id
+            SELECT e.pos, x.*, e.it ? 'current' AS has_current, e.it->'current' AS current,
+                   e.it ?| array['http', 'prepared'] AS live
               FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, pos)
              CROSS JOIN LATERAL jsonb_to_record(e.it) AS x(
                    ord integer, action_id text, tenant_id text, subsystem text, action_type text,
@@ -233,6 +231,15 @@ BEGIN
                    field text, value jsonb, target text, worker_id text, topic text,
                    "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
                    attempt integer, guard jsonb, wait jsonb)),
+        -- Items that share their entity, key or action id with another of the batch.
+        shared AS (
+            SELECT s.pos FROM (
+                SELECT b.pos,
+                       count(*) OVER (PARTITION BY b.tenant_id, b.subsystem, b.entity_id) AS on_entity,
+                       count(*) OVER (PARTITION BY b.idempotency_key) AS on_key,
+                       count(*) OVER (PARTITION BY b.tenant_id, b.action_id) AS on_id
+                  FROM b) s
+             WHERE s.on_entity > 1 OR s.on_key > 1 OR s.on_id > 1),
         -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
         held AS MATERIALIZED (
             SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
@@ -271,8 +278,7 @@ BEGIN
                                      OR (k.scope = 'tenant' AND k.target = f.tenant_id)
                                      OR (k.scope = 'subsystem' AND k.target = f.subsystem)
                                   ORDER BY k.scope = 'global' DESC LIMIT 1) k ON true
-             WHERE f.on_entity = 1 AND f.on_key = 1 AND f.on_id = 1
-               AND NOT f.it ?| array['http', 'prepared']
+             WHERE f.pos NOT IN (SELECT pos FROM shared) AND NOT f.live
                AND (f.status = 'rejected'
                     OR f.status IN ('executed', 'dry_run') AND f.action_type <> 'revert'
                        AND f.target = 'postgres' AND f.value IS NOT NULL)),
@@ -296,7 +302,7 @@ BEGIN
         checked AS MATERIALIZED (
             SELECT s.*,
                    CASE WHEN NOT s.checked THEN NULL
-                        WHEN s.it ? 'current' AND s.existed AND s.prev IS DISTINCT FROM s.it->'current'
+                        WHEN s.has_current AND s.existed AND s.prev IS DISTINCT FROM s.current
                         THEN 'conflict'
                         WHEN s.guard IS NULL OR s.requested IS NULL THEN NULL
                         WHEN s.requested < (s.guard->>'floor')::numeric THEN 'floor'
@@ -310,7 +316,7 @@ BEGIN
                                   WHEN 'excess' THEN 'guardrail' END AS failure,
                    CASE WHEN c.verdict = 'clamped' THEN to_jsonb(c.ceiling) ELSE c.value END
                         AS applied,
-                   CASE WHEN c.it ? 'current' AND NOT c.existed
+                   CASE WHEN c.has_current AND NOT c.existed
                         THEN jsonb_build_object('current', 'unverified') ELSE '{}'::jsonb END
                    || CASE WHEN c.verdict = 'clamped'
                            THEN jsonb_build_object('guardrail', 'clamped', 'requested', c.requested,
@@ -325,7 +331,7 @@ BEGIN
                         ELSE c.status END AS recorded,
                    CASE c.verdict
                         WHEN 'conflict' THEN format('conflict: %s is %s, the action expected %s',
-                                                    c.field, c.prev, c.it->'current')
+                                                    c.field, c.prev, c.current)
                         WHEN 'floor' THEN format('guardrail: %s %s is under the floor %s', c.field,
                                                  c.requested, c.guard->>'floor')
                         WHEN 'excess' THEN format('guardrail: %s %s is more than +%s%% over %s (at most %s)',
@@ -363,25 +369,28 @@ BEGIN
         -- A worker 'executed' recorded as 'rejected' does not take its idempotency
         -- key: ap_record_action makes it a duplicate if the key is taken already.
         fast AS (
-            SELECT d.* FROM decided d
+            SELECT d.*, nextval('actions_id_seq') AS pk FROM decided d
              WHERE NOT (d.status = 'executed' AND d.recorded = 'rejected'
                         AND EXISTS (SELECT 1 FROM actions a
                                      WHERE a.idempotency_key = d.idempotency_key
-                                       AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')))),
+                                       AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')))
+             ORDER BY d.pos),   -- ids in batch order, as the general path gives them
         inserted AS (
-            INSERT INTO actions (action_id, tenant_id, subsystem, action_type, entity_id,
+            INSERT INTO actions (id, action_id, tenant_id, subsystem, action_type, entity_id,
                                  idempotency_key, payload, tier, status, status_reason,
                                  wait_reason, not_before, attempts, run_id, created_at)
-            SELECT f.action_id, f.tenant_id, f.subsystem, f.action_type, f.entity_id,
+            SELECT f.pk, f.action_id, f.tenant_id, f.subsystem, f.action_type, f.entity_id,
                    f.idempotency_key, f.payload, f.tier, f.recorded, f.recorded_reason,
                    f.wait_reason, f.not_before, CASE WHEN f.status = 'rejected' THEN 0 ELSE 1 END,
                    f.run_id, f.created_at
               FROM fast f ORDER BY f.pos
             ON CONFLICT DO NOTHING
-            RETURNING id, tenant_id, action_id),
+            RETURNING id),
+        -- Not a join: with the few rows the planner expects of these CTEs it
+        -- would pick a nested loop, quadratic in the batch.
         done AS (
-            SELECT f.*, i.id AS pk FROM fast f
-              JOIN inserted i ON i.tenant_id = f.tenant_id AND i.action_id = f.action_id),
+            SELECT f.* FROM fast f
+             WHERE f.pk = ANY ((SELECT array_agg(i.id) FROM inserted i)::bigint[])),
         executed AS (
             INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
                                     error_class, error_message, worker_id, topic, kafka_partition,
