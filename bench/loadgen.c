@@ -1,6 +1,6 @@
 /* loadgen — the benchmark's Kafka publisher: JSON Lines of actions onto
  * <prefix>.<owner_subsystem>, keyed "<tenant_id>:<entity_id>", with the
- * producer settings of actionpool-producer (idempotent, acks=all, linger 5 ms,
+ * producer settings of actionpool-producer (idempotent, acks=all, linger 20 ms,
  * lz4), as fast as the broker takes them or at a fixed rate.
  *
  * It does not validate: invalid actions reach the workers as they would from
@@ -13,7 +13,7 @@
  *   --stamp        set each action's created_at to the time it is sent
  *                  (RFC 3339, microseconds, UTC): created_at -> commit is then
  *                  the latency of the pipeline, not of the file
- *   --linger-ms MS the producer's linger.ms (default 5, as actionpool-producer)
+ *   --linger-ms MS the producer's linger.ms (default 20, as actionpool-producer)
  *   --ready FILE   once the input is read, create FILE and wait for SIGUSR1
  *                  before the first send (the caller starts its clocks then)
  *   --progress-s S a progress line on stderr every S seconds (default 5; 0: none)
@@ -244,7 +244,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *brokers = NULL, *prefix = NULL, *path = NULL, *ready = NULL, *linger = "5";
+    const char *brokers = NULL, *prefix = NULL, *path = NULL, *ready = NULL, *linger = "20";
     double rate = 0, progress_s = 5;
     int stamp = 0, status = 2;
     long count = 0, sent = 0;

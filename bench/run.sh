@@ -41,7 +41,7 @@
 #               change to the SQL before it lands (BENCH_SQL)
 #   --keep      keep the work folder (generated actions, logs) for inspection
 # Environment: BENCH_N, BENCH_NAIVE_N, BENCH_RATE, BENCH_DURATION, BENCH_WORKERS,
-# BENCH_MODES, BENCH_LINGER_MS (the load generator's linger.ms, 5 as
+# BENCH_MODES, BENCH_LINGER_MS (the load generator's linger.ms, 20 as
 # actionpool-producer), BENCH_TENANTS (500), BENCH_ENTITIES (2,000 per tenant and
 # subsystem), BENCH_SEED (1), BENCH_SETTLE_S (10), BENCH_STALL_S (60: a run
 # that records nothing for that long fails), BENCH_RESULTS (bench/results),
@@ -80,7 +80,7 @@ INVALID=0.01
 WARMUP=200
 PROGRESS_S=5
 PERF_HZ=499
-LINGER_MS=${BENCH_LINGER_MS:-5}
+LINGER_MS=${BENCH_LINGER_MS:-20}
 PROFILE=0
 KEEP=0
 SQL_EXTRA=${BENCH_SQL:-}

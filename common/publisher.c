@@ -27,7 +27,7 @@ ap_publisher *ap_publisher_new(const ap_config *cfg, ap_delivery_fn on_delivery,
         "acks",
         "all",
         "linger.ms",
-        "5",
+        "20", /* fuller produce requests for the broker; a kernel output is one burst */
         "compression.type",
         "lz4",
         "message.timeout.ms",

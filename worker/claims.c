@@ -6,16 +6,20 @@
 #include <string.h>
 #include <sys/time.h>
 
-/* ARGV: owner, lease_ms, now_ms, hourly, hour_ms, daily, day_ms, then per item
- * key, scope ("" exempt). Returns per item {0, wait_ms} owned, {1, ""} busy,
- * {2, outcome} done. Token members are the keys themselves. */
+/* ARGV: owner, lease_ms, now_ms, hourly, hour_ms, daily, day_ms, hour_cut,
+ * day_cut (now_ms - hour_ms, now_ms - day_ms), then per item key, scope (""
+ * exempt). Returns per item {0, wait_ms} owned, {1, ""} busy, {2, outcome}
+ * done. Token members are the keys themselves. Redis gets ARGV strings, not
+ * Lua numbers, which it would format with printf per call. */
 static const char admit_lua[] =
-    "local owner, lease, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local owner, lease, now_s = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local now = tonumber(now_s)\n"
     "local hourly, hour_ms = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
     "local daily, day_ms = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local hour_cut, day_cut = ARGV[8], ARGV[9]\n"
     "local out = {}\n"
     "local function oldest(z) return tonumber(redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')[2]) end\n"
-    "for i = 8, #ARGV, 2 do\n"
+    "for i = 10, #ARGV, 2 do\n"
     "  local key, scope = ARGV[i], ARGV[i + 1]\n"
     "  local ik = 'ap:idem:' .. key\n"
     "  local held = redis.call('GET', ik)\n"
@@ -29,18 +33,18 @@ static const char admit_lua[] =
     "      wait = -1\n"
     "    elseif scope ~= '' and (hourly > 0 or daily > 0) then\n"
     "      local h, d = 'ap:rate:h:' .. scope, 'ap:rate:d:' .. scope\n"
-    "      redis.call('ZREMRANGEBYSCORE', h, '-inf', now - hour_ms)\n"
-    "      redis.call('ZREMRANGEBYSCORE', d, '-inf', now - day_ms)\n"
+    "      redis.call('ZREMRANGEBYSCORE', h, '-inf', hour_cut)\n"
+    "      redis.call('ZREMRANGEBYSCORE', d, '-inf', day_cut)\n"
     "      if not redis.call('ZSCORE', h, key) then\n"
     "        if hourly > 0 and redis.call('ZCARD', h) >= hourly then\n"
     "          wait = oldest(h) + hour_ms - now\n"
     "        elseif daily > 0 and redis.call('ZCARD', d) >= daily then\n"
     "          wait = oldest(d) + day_ms - now\n"
     "        else\n"
-    "          redis.call('ZADD', h, now, key)\n"
-    "          redis.call('ZADD', d, now, key)\n"
-    "          redis.call('PEXPIRE', h, hour_ms)\n"
-    "          redis.call('PEXPIRE', d, day_ms)\n"
+    "          redis.call('ZADD', h, now_s, key)\n"
+    "          redis.call('ZADD', d, now_s, key)\n"
+    "          redis.call('PEXPIRE', h, ARGV[5])\n"
+    "          redis.call('PEXPIRE', d, ARGV[7])\n"
     "        end\n"
     "      end\n"
     "    end\n"
@@ -54,7 +58,8 @@ static const char admit_lua[] =
  * the scopes whose breaker this opened. */
 static const char report_lua[] =
     "local window, pct, streak_max, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), "
-    "tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "tonumber(ARGV[3]), ARGV[4]\n"
+    "local last = tostring(window - 1)\n"
     "local opened = {}\n"
     "for i = 5, #ARGV, 4 do\n"
     "  local key, outcome, scope, run = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
@@ -65,13 +70,14 @@ static const char report_lua[] =
     "    redis.call('ZREM', 'ap:rate:d:' .. scope, key)\n"
     "  elseif run == '1' or run == '2' then\n"
     "    local w, s = 'ap:breaker:window:' .. scope, 'ap:breaker:streak:' .. scope\n"
-    "    redis.call('LPUSH', w, run == '2' and 1 or 0)\n"
-    "    redis.call('LTRIM', w, 0, window - 1)\n"
+    "    redis.call('LPUSH', w, run == '2' and '1' or '0')\n"
+    "    redis.call('LTRIM', w, '0', last)\n"
     "    local streak = run == '2' and redis.call('INCR', s) or 0\n"
-    "    if run == '1' then redis.call('SET', s, 0) end\n"
+    "    if run == '1' then redis.call('SET', s, '0') end\n"
     "    local fails, n = 0, 0\n"
-    "    for _, f in ipairs(redis.call('LRANGE', w, 0, -1)) do fails = fails + tonumber(f); n = n "
-    "+ 1 end\n"
+    "    for _, f in ipairs(redis.call('LRANGE', w, '0', '-1')) do\n"
+    "      fails = fails + tonumber(f); n = n + 1\n"
+    "    end\n"
     "    if (streak >= streak_max or (n >= window and fails * 100 > pct * n))\n"
     "       and redis.call('SET', 'ap:breaker:open:' .. scope,\n"
     "           fails .. ' of the last ' .. n .. ' failed, ' .. streak .. ' in a row', 'NX') then\n"
@@ -233,25 +239,29 @@ ap_status ap_claims_take(ap_claims *c, ap_guard_item *items, int n, char *err, s
     if (st)
         return st;
     const ap_config *cfg = c->cfg;
-    char nums[6][24];
+    long long now = now_ms(), hour_ms = (long long)cfg->rate_limit_hour_s * 1000,
+              day_ms = (long long)cfg->rate_limit_day_s * 1000;
+    char nums[8][24];
     snprintf(nums[0], 24, "%d", cfg->claim_lease_ms);
-    snprintf(nums[1], 24, "%lld", now_ms());
+    snprintf(nums[1], 24, "%lld", now);
     snprintf(nums[2], 24, "%d", cfg->rate_limit_hourly);
-    snprintf(nums[3], 24, "%lld", (long long)cfg->rate_limit_hour_s * 1000);
+    snprintf(nums[3], 24, "%lld", hour_ms);
     snprintf(nums[4], 24, "%d", cfg->rate_limit_daily);
-    snprintf(nums[5], 24, "%lld", (long long)cfg->rate_limit_day_s * 1000);
-    const char **argv = malloc((size_t)(7 + 2 * n) * sizeof *argv);
+    snprintf(nums[5], 24, "%lld", day_ms);
+    snprintf(nums[6], 24, "%lld", now - hour_ms);
+    snprintf(nums[7], 24, "%lld", now - day_ms);
+    const char **argv = malloc((size_t)(9 + 2 * n) * sizeof *argv);
     if (!argv)
         return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
     argv[0] = c->owner;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
         argv[1 + i] = nums[i];
     for (int i = 0; i < n; i++) {
-        argv[7 + 2 * i] = items[i].key;
-        argv[8 + 2 * i] = items[i].scope ? items[i].scope : "";
+        argv[9 + 2 * i] = items[i].key;
+        argv[10 + 2 * i] = items[i].scope ? items[i].scope : "";
     }
     int reported = append_report(c);
-    append_eval(c, admit_lua, 7 + 2 * n, argv);
+    append_eval(c, admit_lua, 9 + 2 * n, argv);
     free(argv);
     if (reported && (st = read_report(c, err, errsz)))
         return st;
