@@ -193,8 +193,10 @@ $$;
 -- take one set-based statement (policy, the checks, then the three inserts),
 -- with what ap_record_action would decide for them. In a batch of 8 or more
 -- items, an item takes it when it is the batch's only item on its entity,
--- idempotency key and action id, is invalid or a postgres-target change that
--- is not a revert, and its actions row is new. Every other item goes, in batch order, through
+-- idempotency key and action id, its actions row is new, and it is invalid, a
+-- postgres-target change that is not a revert, or a live (HTTP) change that is
+-- not a revert, was prepared without failure and answered with success (or
+-- was rehearsed). Every other item goes, in batch order, through
 -- ap_record_action. The two paths never share an entity, so per-entity order
 -- holds; ap_record_batch is the only writer of entity_state, and both paths
 -- take ap_check_change's advisory lock before reading it.
@@ -230,7 +232,7 @@ BEGIN
                    tier1_eligible boolean, quiet_hours integer, status text, reason text,
                    field text, value jsonb, target text, worker_id text, topic text,
                    "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
-                   attempt integer, guard jsonb, wait jsonb)),
+                   attempt integer, guard jsonb, wait jsonb, prepared jsonb, http jsonb)),
         -- Items that share their entity, key or action id with another of the batch.
         shared AS (
             SELECT s.pos FROM (
@@ -243,7 +245,7 @@ BEGIN
         -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
         held AS MATERIALIZED (
             SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
-                   CASE WHEN f.status <> 'executed' THEN NULL
+                   CASE WHEN f.status <> 'executed' OR f.live THEN NULL  -- live: prepared
                         WHEN pe.found THEN 'protected'
                         WHEN EXISTS (SELECT 1 FROM autopilot a
                                       WHERE a.tenant_id = f.tenant_id AND NOT a.enabled
@@ -278,10 +280,14 @@ BEGIN
                                      OR (k.scope = 'tenant' AND k.target = f.tenant_id)
                                      OR (k.scope = 'subsystem' AND k.target = f.subsystem)
                                   ORDER BY k.scope = 'global' DESC LIMIT 1) k ON true
-             WHERE f.pos NOT IN (SELECT pos FROM shared) AND NOT f.live
-               AND (f.status = 'rejected'
+             WHERE f.pos NOT IN (SELECT pos FROM shared)
+               AND (NOT f.live AND f.status = 'rejected'
                     OR f.status IN ('executed', 'dry_run') AND f.action_type <> 'revert'
-                       AND f.target = 'postgres' AND f.value IS NOT NULL)),
+                       AND CASE WHEN f.live
+                                THEN f.prepared->>'failure' IS NULL
+                                     AND f.prepared->'value' <> 'null' AND f.http ? 'request'
+                                     AND NOT f.http ? 'error_class'
+                                ELSE f.target = 'postgres' AND f.value IS NOT NULL END)),
         -- ap_check_change, for what may execute or is rehearsed.
         stored AS MATERIALIZED (
             SELECT h.*, h.status = 'dry_run' OR h.status = 'executed' AND h.why_held IS NULL
@@ -301,7 +307,7 @@ BEGIN
               FROM stored s),
         checked AS MATERIALIZED (
             SELECT s.*,
-                   CASE WHEN NOT s.checked THEN NULL
+                   CASE WHEN NOT s.checked OR s.live THEN NULL
                         WHEN s.has_current AND s.existed AND s.prev IS DISTINCT FROM s.current
                         THEN 'conflict'
                         WHEN s.guard IS NULL OR s.requested IS NULL THEN NULL
@@ -314,9 +320,11 @@ BEGIN
             SELECT c.*,
                    CASE c.verdict WHEN 'conflict' THEN 'conflict' WHEN 'floor' THEN 'guardrail'
                                   WHEN 'excess' THEN 'guardrail' END AS failure,
-                   CASE WHEN c.verdict = 'clamped' THEN to_jsonb(c.ceiling) ELSE c.value END
+                   CASE WHEN c.live THEN c.prepared->'value'
+                        WHEN c.verdict = 'clamped' THEN to_jsonb(c.ceiling) ELSE c.value END
                         AS applied,
-                   CASE WHEN c.has_current AND NOT c.existed
+                   CASE WHEN c.live THEN coalesce(c.prepared->'output', '{}'::jsonb)
+                        WHEN c.has_current AND NOT c.existed
                         THEN jsonb_build_object('current', 'unverified') ELSE '{}'::jsonb END
                    || CASE WHEN c.verdict = 'clamped'
                            THEN jsonb_build_object('guardrail', 'clamped', 'requested', c.requested,
@@ -393,15 +401,23 @@ BEGIN
              WHERE f.pk = ANY ((SELECT array_agg(i.id) FROM inserted i)::bigint[])),
         executed AS (
             INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
-                                    error_class, error_message, worker_id, topic, kafka_partition,
-                                    kafka_offset, rollback_data)
+                                    error_class, error_message, duration_us, worker_id, topic,
+                                    kafka_partition, kafka_offset, rollback_data)
             SELECT d.pk, coalesce(d.attempt, 0) + 1, d.target,
                    CASE WHEN d.status = 'dry_run' THEN 'dry_run' ELSE 'apply' END,
-                   jsonb_build_object('field', d.field, 'value', d.applied),
+                   coalesce(d.http->'request', jsonb_build_object('field', d.field, 'value', d.applied)),
                    CASE WHEN d.status = 'dry_run'
                         THEN d.output || jsonb_build_object('would_set', d.applied, 'previous', d.prev)
+                             || CASE WHEN d.http ? 'request'
+                                     THEN jsonb_build_object('would_send', d.http->'request')
+                                     ELSE '{}'::jsonb END
+                        WHEN d.http IS NOT NULL
+                        THEN d.output || jsonb_strip_nulls(jsonb_build_object(
+                                 'status', d.http->'status', 'response', d.http->'response',
+                                 'retry_after_s', d.http->'retry_after_s'))
                         ELSE d.output END,
-                   d.failure IS NULL, d.failure, d.recorded_reason, d.worker_id, d.topic,
+                   d.failure IS NULL, d.failure, d.recorded_reason,
+                   (d.http->>'duration_ms')::bigint * 1000, d.worker_id, d.topic,
                    d."partition", d."offset",
                    CASE WHEN d.failure IS NULL THEN jsonb_build_object(
                         'field', d.field, 'previous', d.prev, 'existed', d.existed) END

@@ -6,7 +6,8 @@
 # case of the realistic mix: policy (tiers, the quiet period, autopilot,
 # protection, a pause, rate limits), guardrails (clamped, refused, under the
 # floor), `current` (matching, conflicting, unverified), reverts, duplicates,
-# invalid actions and redeliveries.
+# invalid actions, redeliveries, and changes sent to a live HTTP target
+# (schemas/examples/connector.json: campaign fields and one CRM field).
 source "$(dirname "$0")/lib.sh"
 test_begin policy
 export ACTIONPOOL_RATE_LIMIT_HOURLY=40 ACTIONPOOL_RATE_LIMIT_DAILY=100 \
@@ -36,6 +37,7 @@ for line in sys.stdin:
 gen 13 1500
 gen 14 1000
 gen 15 1000
+gen 16 1000
 
 "$CTL" autopilot off --tenant tenant-3 --by test >/dev/null
 "$CTL" protect --tenant tenant-4 --subsystem campaigns --entity cmp-1 --by test >/dev/null
@@ -71,7 +73,30 @@ run "$TEST_DIR/14.jsonl" --tier1-quiet-hours 0 --budget-excess reject # budgets 
 cat "$TEST_DIR"/1[345].jsonl >"$TEST_DIR/all.jsonl"
 run "$TEST_DIR/all.jsonl" # the quiet period; every earlier action delivered again
 
-N=3500 # new actions; the rest are redeliveries
+# Live HTTP changes: prepared, sent to a real server on loopback, then recorded.
+python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/port" --max-seconds 300 \
+  >/dev/null 2>&1 &
+TARGET=$!
+for _ in $(seq 50); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
+export ACTIONPOOL_ADOBE_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port") ACTIONPOOL_ADOBE_TOKEN=t \
+  ACTIONPOOL_ADOBE_API_KEY=k ACTIONPOOL_CRM_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port") \
+  ACTIONPOOL_CRM_TOKEN=t
+seq_before=$(sql "select coalesce(max(seq), 0) from captured")
+ACTIONPOOL_RATE_LIMIT_HOURLY=0 ACTIONPOOL_RATE_LIMIT_DAILY=0 \
+  run "$TEST_DIR/16.jsonl" --tier1-quiet-hours 0 --connector-file "$REPO/schemas/examples/connector.json"
+kill "$TARGET" 2>/dev/null
+check "live changes were sent and recorded" \
+  "$(sql "select count(*) > 20 from executions where target = 'http' and success and mode = 'apply'")" t
+# Those alone on their entity in a batch of 8 or more take the set-based path.
+check "the set-based path has live changes to record" "$(sql "
+  select count(*) > 10 from (
+    select e.value as it, jsonb_array_length(c.items) as size,
+           count(*) over (partition by c.seq, e.value->>'tenant_id', e.value->>'subsystem',
+                                       e.value->>'entity_id') as on_entity
+      from captured c, jsonb_array_elements(c.items) e where c.seq > $seq_before) x
+   where x.size >= 8 and x.on_entity = 1 and x.it ? 'http' and x.it->>'status' = 'executed'")" t
+
+N=4500 # new actions; the rest are redeliveries
 items=$(sql "select sum(jsonb_array_length(items)) from captured")
 general=$(sql "select coalesce(sum(calls), 0) from pg_stat_user_functions where funcname = 'ap_record_action'")
 say "the set-based path took $((items - general)) of $items items"
