@@ -66,9 +66,9 @@ static long long now_ms(void) {
 }
 
 ap_consumer *ap_consumer_new(const ap_config *cfg, ap_metrics *metrics, char *err, size_t errsz) {
-    /* A fetch waits for 64 KB or batch_ms, as a batch does: at a steady
-     * 5,000/s, fetches that return with the first message cost the broker more
-     * CPU than Postgres (bench/README.md). */
+    /* A fetch waits for 64 KB or batch_ms, as a batch does, instead of
+     * returning with the first message: fewer, fuller fetches at a steady rate
+     * (bench/README.md, third session). */
     char fetch_wait_ms[16];
     snprintf(fetch_wait_ms, sizeof fetch_wait_ms, "%d", cfg->batch_ms);
     const char *const defaults[] = {

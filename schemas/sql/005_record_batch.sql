@@ -245,7 +245,7 @@ BEGIN
         -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
         held AS MATERIALIZED (
             SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
-                   CASE WHEN f.status <> 'executed' OR f.live THEN NULL  -- live: prepared
+                   CASE WHEN f.status <> 'executed' OR f.live THEN NULL  -- live: ap_prepare_batch applied it
                         WHEN pe.found THEN 'protected'
                         WHEN EXISTS (SELECT 1 FROM autopilot a
                                       WHERE a.tenant_id = f.tenant_id AND NOT a.enabled
@@ -391,7 +391,7 @@ BEGIN
                    f.idempotency_key, f.payload, f.tier, f.recorded, f.recorded_reason,
                    f.wait_reason, f.not_before, CASE WHEN f.status = 'rejected' THEN 0 ELSE 1 END,
                    f.run_id, f.created_at
-              FROM fast f ORDER BY f.pos
+              FROM fast f
             ON CONFLICT DO NOTHING
             RETURNING id),
         -- Not a join: with the few rows the planner expects of these CTEs it
