@@ -9,10 +9,10 @@
 --   * fields under the budget guardrail: an increase over +max_increase_pct %
 --     of the previous value is clamped (or refused), a value under the floor is
 --     refused. A revert restores the exact previous value, unguarded.
--- ap_record_batch (003) applies it to entity_state (target postgres) or records
+-- ap_record_batch (005) applies it to entity_state (target postgres) or records
 -- the outcome of a live HTTP request made in between (target http;
 -- entity_state then mirrors what the platform was told, so reverts work there
--- too). ap_prepare_batch (003) runs the same checks without writing, for HTTP
+-- too). ap_prepare_batch (005) runs the same checks without writing, for HTTP
 -- requests.
 --
 -- Item members beyond 001's: current (only when the action carries it),

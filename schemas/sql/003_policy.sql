@@ -13,6 +13,8 @@
 --   approved             — a tier-2 action approved with actionpool-ctl approve
 --   rate_limit           — until a token of its tenant x subsystem frees
 --   breaker_open         — until ops reset the circuit breaker of its scope
+--   unsent               — a live change held when its request was prepared
+--                          and let through by the time it was recorded
 -- A resumed message executes only if its payload is the one stored: producing a
 -- message can neither approve an action nor change an approved one.
 
@@ -179,48 +181,4 @@ LANGUAGE sql AS $$
              FOR UPDATE SKIP LOCKED) due
      WHERE a.id = due.id
     RETURNING a.id, a.subsystem, a.tenant_id || ':' || a.entity_id, a.payload;
-$$;
-
--- For HTTP-routed items, before any request: per item, whether it must not
--- be sent ('redelivered': an earlier delivery recorded it; 'duplicate': its
--- idempotency key belongs to another action; 'policy': it may not execute now),
--- and otherwise what ap_check_change says. Writes nothing; its locks end with
--- the caller's transaction.
-CREATE FUNCTION ap_prepare_batch(items jsonb)
-RETURNS TABLE (ord integer, known text, field text, value jsonb, failure text, why text,
-               output jsonb)
-LANGUAGE plpgsql AS $$
-DECLARE
-    it      jsonb;
-    c       record;
-    prior   record;
-    resumed boolean;
-BEGIN
-    FOR it IN SELECT e.value FROM jsonb_array_elements(items) e LOOP
-        ord := (it->>'ord')::integer;
-        known := NULL; field := NULL; value := NULL; failure := NULL; why := NULL; output := NULL;
-        SELECT a.id, a.status, a.payload INTO prior FROM actions a
-         WHERE a.tenant_id = it->>'tenant_id' AND a.action_id = it->>'action_id';
-        resumed := FOUND AND prior.payload = it->'payload'
-                   AND (prior.status = 'received'
-                        OR (prior.status = 'retry_scheduled' AND it ? 'attempt')
-                        OR (prior.status = 'dead_lettered' AND it ? 'replay'));
-        IF FOUND AND NOT resumed AND (prior.status <> 'dry_run' OR it->>'status' = 'dry_run') THEN
-            known := 'redelivered';
-        ELSIF NOT resumed AND EXISTS (SELECT 1 FROM actions a
-                                       WHERE a.idempotency_key = it->>'idempotency_key'
-                                         AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) THEN
-            known := 'duplicate';
-        ELSIF it->>'status' <> 'dry_run'
-              AND (ap_policy(it, coalesce(prior.id, 9223372036854775807), resumed)).status
-                  IS NOT NULL THEN
-            known := 'policy';
-        ELSE
-            c := ap_check_change(it);
-            field := c.field; value := c.value; failure := c.failure; why := c.why;
-            output := c.output;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-END;
 $$;

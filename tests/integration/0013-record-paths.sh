@@ -2,7 +2,9 @@
 # ap_record_batch's set-based path records exactly what its general path
 # (ap_record_action, one item at a time) records: the batches a worker sent
 # are captured, replayed item by item into a second database through the
-# general path only, and every row of both is compared. The load has every
+# general path only, and every row of both is compared. ap_prepare_batch's
+# set-based path answers what its general path (ap_prepare_action) answers:
+# both are asked each batch a worker prepares. The load has every
 # case of the realistic mix: policy (tiers, the quiet period, autopilot,
 # protection, a pause, rate limits), guardrails (clamped, refused, under the
 # floor), `current` (matching, conflicting, unverified), reverts, duplicates,
@@ -53,6 +55,23 @@ sql "create table captured (seq bigserial primary key, items jsonb not null);
          select * from ap_record_batch_captured(items);
      \$\$;"
 pg -d "$TEST_ID" -c "alter database $TEST_ID set track_functions = 'pl'"
+# Every batch prepared for a live target is also prepared item by item (read
+# only, in the same transaction): the answers that differ are kept.
+sql "create table prepared (seq bigserial primary key, items jsonb not null, fast jsonb,
+                            general jsonb);
+     alter function ap_prepare_batch(jsonb) rename to ap_prepare_batch_checked;
+     create function ap_prepare_batch(items jsonb)
+     returns table (ord integer, known text, field text, value jsonb, failure text, why text,
+                    output jsonb) language sql as \$\$
+         insert into prepared (items, fast, general)
+         select items, (select jsonb_agg(to_jsonb(p) order by p.ord)
+                          from ap_prepare_batch_checked(items) p),
+                       (select jsonb_agg(to_jsonb(p) order by p.ord)
+                          from jsonb_array_elements(items) e, ap_prepare_action(e.value) p);
+         select x.* from prepared, jsonb_to_recordset(fast) as x(
+                ord integer, known text, field text, value jsonb, failure text, why text, output jsonb)
+          where seq = currval('prepared_seq_seq');
+     \$\$;"
 
 # run FILE FLAGS...: a worker with FLAGS records FILE, then stops.
 run() {
@@ -95,6 +114,17 @@ check "the set-based path has live changes to record" "$(sql "
                                        e.value->>'entity_id') as on_entity
       from captured c, jsonb_array_elements(c.items) e where c.seq > $seq_before) x
    where x.size >= 8 and x.on_entity = 1 and x.it ? 'http' and x.it->>'status' = 'executed'")" t
+
+check "live requests were prepared" "$(sql "select count(*) > 0 from prepared")" t
+check "both paths prepare the same" \
+  "$(sql "select count(*) from prepared where fast is distinct from general")" 0
+# Once per prepared item for the check, once more when not set-based.
+prepared_items=$(sql "select sum(jsonb_array_length(items)) from prepared")
+prepared_fast=$((2 * prepared_items - $(sql "select coalesce(sum(calls), 0) from pg_stat_user_functions
+                                             where funcname = 'ap_prepare_action'")))
+say "the set-based path prepared $prepared_fast of $prepared_items items"
+check "the set-based path prepares a share of the live changes" \
+  "$((prepared_fast * 100 / prepared_items > 25))" 1
 
 N=4500 # new actions; the rest are redeliveries
 items=$(sql "select sum(jsonb_array_length(items)) from captured")
@@ -157,5 +187,19 @@ done
 check "the load has reverts executed" \
   "$(sql "select count(*) > 0 from actions where action_type = 'revert' and status = 'executed'")" t
 pg -d postgres -c "drop database $general_db" >/dev/null
+
+# A live change held by policy when it was prepared, and let through by the
+# time it is recorded (the kill switch lifted in between), was not sent: it
+# waits to be sent, nothing is applied.
+unsent='{"ord": 0, "action_id": "unsent-1", "tenant_id": "tenant-1", "subsystem": "campaigns",
+         "action_type": "config_change", "entity_id": "cmp-unsent", "idempotency_key": "unsent-1",
+         "payload": {}, "tier": 1, "tier1_eligible": true, "quiet_hours": 0, "status": "executed",
+         "field": "daily_budget", "value": 100, "target": "http", "worker_id": "test",
+         "topic": "t", "partition": 0, "offset": 0, "created_at": "2026-01-01T00:00:00Z"}'
+check "an unsent live change is recorded as waiting" \
+  "$(sql "select outcome from ap_record_batch(jsonb_build_array('$unsent'::jsonb))")" received
+check "it waits to be sent, with nothing executed" "$(sql "
+  select a.wait_reason || ' ' || (select count(*) from executions x where x.action_pk = a.id)
+    from actions a where a.action_id = 'unsent-1'")" "unsent 0"
 
 test_end
