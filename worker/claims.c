@@ -55,11 +55,12 @@ static const char admit_lua[] =
 
 /* ARGV: window, failure_pct, consecutive, done_ttl_s, then per item key,
  * outcome ("" release), scope, run (0 none, 1 ok, 2 failed, 3 held). Returns
- * the scopes whose breaker this opened. */
+ * the scopes whose breaker this opened. Per scope: the window (newest first),
+ * the failures in it (a counter, so that no run reads the window), the
+ * current streak of failures. */
 static const char report_lua[] =
     "local window, pct, streak_max, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), "
     "tonumber(ARGV[3]), ARGV[4]\n"
-    "local last = tostring(window - 1)\n"
     "local opened = {}\n"
     "for i = 5, #ARGV, 4 do\n"
     "  local key, outcome, scope, run = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
@@ -70,14 +71,16 @@ static const char report_lua[] =
     "    redis.call('ZREM', 'ap:rate:d:' .. scope, key)\n"
     "  elseif run == '1' or run == '2' then\n"
     "    local w, s = 'ap:breaker:window:' .. scope, 'ap:breaker:streak:' .. scope\n"
-    "    redis.call('LPUSH', w, run == '2' and '1' or '0')\n"
-    "    redis.call('LTRIM', w, '0', last)\n"
+    "    local f = 'ap:breaker:fails:' .. scope\n"
+    "    local n = redis.call('LPUSH', w, run == '2' and '1' or '0')\n"
+    "    local fails = run == '2' and redis.call('INCR', f)\n"
+    "                  or tonumber(redis.call('GET', f) or 0)\n"
+    "    while n > window do\n"
+    "      if redis.call('RPOP', w) == '1' then fails = redis.call('DECR', f) end\n"
+    "      n = n - 1\n"
+    "    end\n"
     "    local streak = run == '2' and redis.call('INCR', s) or 0\n"
     "    if run == '1' then redis.call('SET', s, '0') end\n"
-    "    local fails, n = 0, 0\n"
-    "    for _, f in ipairs(redis.call('LRANGE', w, '0', '-1')) do\n"
-    "      fails = fails + tonumber(f); n = n + 1\n"
-    "    end\n"
     "    if (streak >= streak_max or (n >= window and fails * 100 > pct * n))\n"
     "       and redis.call('SET', 'ap:breaker:open:' .. scope,\n"
     "           fails .. ' of the last ' .. n .. ' failed, ' .. streak .. ' in a row', 'NX') then\n"

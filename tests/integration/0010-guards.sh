@@ -66,6 +66,7 @@ for _ in $(seq 100); do [[ $(executed br-a) == 4 ]] && break; sleep 0.1; done
 check "the waiting actions then execute" "$(executed br-a)" 4
 stop_all
 
+
 # ---- kill switch mid-run, and a worker killed holding claims
 N=6000
 python3 "$REPO/tests/integration/gen_actions.py" --count "$N" --seed 10 --prefix ks >"$TEST_DIR/load.jsonl"
@@ -88,6 +89,27 @@ for _ in $(seq 300); do [[ $(executed ks-) == "$N" ]] && break; sleep 0.1; done
 check "after it, every action executed (the killed worker's claims expired or were redone)" "$(executed ks-)" "$N"
 check "none twice" "$(sql "select count(*) from (select action_pk from executions where mode = 'apply' and success group by 1 having count(*) > 1) x")" 0
 check "the kill switch flips were posted to the webhook" "$(alerts_posted)" "breaker_open kill_switch kill_switch "
+stop_all
+
+# A full window: more than 20 % of the last 5 executions failed. A failure
+# that has left the window no longer counts. One worker: each outcome is
+# reported before the next action is admitted. Last: its failures wait an
+# hour in the retry topics.
+curl -s -X POST "$BASE/_control" -d '{"rules": [{"prefix": "/campaign/initech-bad", "status": 503}]}' >/dev/null
+ACTIONPOOL_BREAKER_WINDOW=5 ACTIONPOOL_BREAKER_CONSECUTIVE=100 worker_start w1 \
+  --connector-file "$REPO/schemas/examples/connector.json" --retry-delays-s 3600,3600,3600
+wait_ready w1
+run_one() { # ID: published, then recorded
+  action "$1" initech campaigns "initech-$1" budget_daily 100 | publish - >/dev/null 2>&1
+  wait_sql "select count(*) from actions where action_id = '$1'" 1 ||
+    check "action $1 is recorded" "no row" "a row"
+}
+for id in bad-1 ok-1 ok-2 ok-3 ok-4 ok-5 bad-2 ok-6; do run_one "$id"; done
+check "1 failure of the last 5: the breaker stays closed" "$(executed ok-)" 6
+for id in bad-3 ok-7; do run_one "$id"; done
+check "2 failures of the last 5: it opens" \
+  "$(sql "select status || ' ' || wait_reason from actions where action_id = 'ok-7'")" "received breaker_open"
+worker_stop w1
 kill "$TARGET" 2>/dev/null
 
 test_end
