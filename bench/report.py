@@ -84,7 +84,8 @@ def metrics(raw):
         "cpus": raw["cpus"],
         "worker_rss_peak_mb": [round(k / 1024, 1) for k in raw["worker_hwm_kb"]],
         "worker_exit": raw["worker_exit"],
-        # http mode: the requests the endpoint answered and its delay.
+        # http mode: the requests the endpoint answered, its delay, the
+        # requests each worker had in flight at most.
         "http": raw.get("http"),
     }
     # Every action has its row; at least the invalid ones are rejected (policy
@@ -179,7 +180,8 @@ def table(modes, tgts, ratio):
     h = modes.get("http")
     if h:
         print(f"http mode: every action routed to a loopback endpoint answering after "
-              f"{h['http']['delay_ms']} ms; it answered {h['http']['requests']:,} requests "
+              f"{h['http']['delay_ms']} ms, up to {h['http']['in_flight']} requests in flight "
+              f"per worker; it answered {h['http']['requests']:,} requests "
               "(its CPU is in other CPU s).")
     lt = modes.get("latency")
     if lt:

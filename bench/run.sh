@@ -25,7 +25,9 @@
 #        http     batched, every action routed to a live HTTP target: a
 #                 loopback endpoint (bench/http_sink.c) that answers each
 #                 request after BENCH_HTTP_DELAY_MS (5) ms, over --http-actions
-#                 (BENCH_HTTP_N, 100,000)
+#                 (BENCH_HTTP_N, 100,000), each worker with up to
+#                 BENCH_HTTP_IN_FLIGHT (256) requests at once (the worker's
+#                 --http-max-in-flight; its default, 64, suits a remote platform)
 #
 # Usage: bench/run.sh [--actions N] [--naive-actions N] [--rate R] [--duration S]
 #                     [--http-actions N] [--workers K] [--full]
@@ -65,6 +67,7 @@ N=${BENCH_N:-200000}
 NAIVE_N=${BENCH_NAIVE_N:-20000}
 HTTP_N=${BENCH_HTTP_N:-100000}
 HTTP_DELAY_MS=${BENCH_HTTP_DELAY_MS:-5}
+HTTP_IN_FLIGHT=${BENCH_HTTP_IN_FLIGHT:-256}
 RATE=${BENCH_RATE:-5000}
 DURATION=${BENCH_DURATION:-30}
 WORKERS=${BENCH_WORKERS:-2}
@@ -423,8 +426,10 @@ run_mode() {
   if [[ $help == *ACTIONPOOL_HEALTH_PORT* ]]; then
     export ACTIONPOOL_HEALTH_PORT=${ACTIONPOOL_HEALTH_PORT:-0}
   fi
+  local -a worker_flags=(--batch-size "$batch")
+  [[ $MODE != http ]] || worker_flags+=(--http-max-in-flight "$HTTP_IN_FLIGHT")
   for ((k = 1; k <= WORKERS; k++)); do
-    ACTIONPOOL_WORKER_ID=bench-$MODE-$k "$BIN/actionpool-worker" --batch-size "$batch" \
+    ACTIONPOOL_WORKER_ID=bench-$MODE-$k "$BIN/actionpool-worker" "${worker_flags[@]}" \
       2>"$WORK/$MODE-worker-$k.log" &
     WORKER_PIDS+=($!)
   done
@@ -545,10 +550,12 @@ run_mode() {
     --slurpfile c1 "$WORK/$MODE.cpu1.json" \
     --argjson hwm "[$(IFS=,; echo "${hwm[*]}")]" --argjson exits "[$(IFS=,; echo "${exits[*]}")]" \
     --argjson requests "$requests" --argjson delay "$HTTP_DELAY_MS" \
+    --argjson in_flight "$HTTP_IN_FLIGHT" \
     '{mode: $mode, workers: $workers, batch_size: $batch, batch_ms: $batch_ms, rate: $rate,
       clk_tck: $clk, cpus: $cpus, gen: $gen[0], loadgen: $lg[0], db: $db[0],
       cpu_before: $c0[0], cpu_after: $c1[0], worker_hwm_kb: $hwm, worker_exit: $exits,
-      http: (if $requests == null then null else {requests: $requests, delay_ms: $delay} end)}' \
+      http: (if $requests == null then null
+             else {requests: $requests, delay_ms: $delay, in_flight: $in_flight} end)}' \
     >"$WORK/$MODE.raw.json" || die "cannot assemble $MODE.raw.json"
   say "$(python3 "$HERE/report.py" mode "$WORK/$MODE.raw.json")"
   [[ -z $perf_out ]] || profile_report "$perf_out" "${groups[@]}"
@@ -610,14 +617,16 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$commit" --arg b
   --arg kernel "$(uname -r)" --arg os "$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")" \
   --arg rdkafka "$(pkg-config --modversion rdkafka)" --argjson pg "$pg_settings" \
   --argjson n "$N" --argjson naive_n "$NAIVE_N" --argjson http_n "$HTTP_N" \
-  --argjson http_delay "$HTTP_DELAY_MS" --argjson rate "$RATE" --argjson duration "$DURATION" \
+  --argjson http_delay "$HTTP_DELAY_MS" --argjson http_in_flight "$HTTP_IN_FLIGHT" \
+  --argjson rate "$RATE" --argjson duration "$DURATION" \
   --arg sql "${SQL_EXTRA#"$REPO"/}" --argjson settle "$SETTLE_S" --argjson workers "$WORKERS" --argjson tenants "$TENANTS" --argjson entities "$ENTITIES" \
   '{date: $date, commit: $commit, binaries: $bin,
     machine: {cpu: $cpu, cpus: $cpus, memory: $mem, kernel: $kernel, os: $os,
               colocated: "workers, Kafka 3.9.1, Redis, Postgres and the load generator on one host"},
     versions: {librdkafka: $rdkafka, kafka: "3.9.1"}, postgres: $pg,
     settings: {actions: $n, naive_actions: $naive_n, http_actions: $http_n,
-               http_delay_ms: $http_delay, rate: $rate, duration_s: $duration,
+               http_delay_ms: $http_delay, http_in_flight: $http_in_flight, rate: $rate,
+               duration_s: $duration,
                settle_s: $settle, extra_sql: (if $sql == "" then null else $sql end),
                workers: $workers, tenants: $tenants, entities_per_tenant_subsystem: $entities,
                duplicates: 0.01, invalid: 0.01}}' >"$WORK/meta.json" || die "cannot write meta.json"
