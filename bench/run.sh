@@ -403,7 +403,13 @@ run_mode() {
   export ACTIONPOOL_RATE_LIMIT_HOURLY=${ACTIONPOOL_RATE_LIMIT_HOURLY:-1000000} \
     ACTIONPOOL_RATE_LIMIT_DAILY=${ACTIONPOOL_RATE_LIMIT_DAILY:-10000000}
   export ACTIONPOOL_TOPIC_PREFIX=bench_$MODE ACTIONPOOL_GROUP_ID=bench_$MODE-workers
-  pg_admin "drop database if exists bench_$MODE" >/dev/null 2>&1
+  # Each mode alone: no earlier mode's database left for autovacuum, and its
+  # dirty buffers written now rather than by a checkpoint during this mode.
+  local db
+  for db in $(pg_admin "select datname from pg_database where datname like 'bench\_%'"); do
+    pg_admin "drop database $db" >/dev/null 2>&1
+  done
+  pg_admin "checkpoint" || die "checkpoint failed"
   pg_admin "create database bench_$MODE owner actionpool" || die "cannot create database bench_$MODE"
   redis-cli -h 127.0.0.1 -p "$AP_REDIS_PORT" flushall >/dev/null || die "redis flushall failed"
   "$BIN/actionpool-ctl" migrate >"$WORK/$MODE.migrate.log" 2>&1 ||
