@@ -1,6 +1,7 @@
 #include "kafka_conf.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -10,6 +11,20 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
            : level <= 5 ? AP_LOG_WARN
                         : AP_LOG_DEBUG,
            buf, "facility", fac, "source", "librdkafka", NULL);
+}
+
+/* librdkafka's connection failures ("FAIL", "ERROR": refused, all brokers
+ * down) repeat, line after line, what the one-line error of a command says
+ * once: they are kept for --log-level debug. Other warnings stay. */
+static void kafka_log_quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    int noise = !strcmp(fac, "FAIL") || !strcmp(fac, "ERROR");
+    ap_log(!noise && level <= 4 ? AP_LOG_WARN : AP_LOG_DEBUG, buf, "facility", fac, "source",
+           "librdkafka", NULL);
+}
+
+void ap_kafka_conf_quiet(rd_kafka_conf_t *conf) {
+    rd_kafka_conf_set_log_cb(conf, kafka_log_quiet);
 }
 
 int ap_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,

@@ -14,6 +14,10 @@
 rd_kafka_conf_t *ap_kafka_conf_new(const ap_config *cfg, const char *const *defaults, char *err,
                                    size_t errsz);
 
+/* For commands that report a failure once themselves: librdkafka's
+ * connection failures are logged at debug level only. */
+void ap_kafka_conf_quiet(rd_kafka_conf_t *conf);
+
 /* Sets one property; returns -1 with err set naming it. */
 int ap_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                       size_t errsz);

@@ -21,16 +21,6 @@ struct ap_lag_probe {
     int topic_count;
 };
 
-/* librdkafka's connection failures ("FAIL", "ERROR": refused, all brokers
- * down) repeat, line after line, what the one-line error of actionpool-ctl
- * says once: they are kept for --log-level debug. Other warnings stay. */
-static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    int noise = !strcmp(fac, "FAIL") || !strcmp(fac, "ERROR");
-    ap_log(!noise && level <= 4 ? AP_LOG_WARN : AP_LOG_DEBUG, buf, "facility", fac, "source",
-           "librdkafka", NULL);
-}
-
 ap_lag_probe *ap_lag_probe_new(const ap_config *cfg, char *err, size_t errsz) {
     char path[1024], why[512];
     ap_executor_map *map = NULL;
@@ -56,7 +46,7 @@ ap_lag_probe *ap_lag_probe_new(const ap_config *cfg, char *err, size_t errsz) {
 
     if (!(conf = ap_kafka_conf_new(cfg, NULL, err, errsz)))
         goto fail;
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    ap_kafka_conf_quiet(conf);
     /* After the kafka.* passthrough, as the worker does: these are not tuning.
      * Read-only by construction: no subscription, no auto-commit, no stores. */
     if (ap_kafka_conf_set(conf, "group.id", cfg->group_id, err, errsz) ||

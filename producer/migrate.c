@@ -330,16 +330,6 @@ out:
 
 /* ---------------------------------------------------------------- kafka */
 
-/* librdkafka's connection failures ("FAIL", "ERROR": refused, all brokers
- * down) repeat, line after line, what the one-line error of actionpool-ctl
- * says once: they are kept for --log-level debug. Other warnings stay. */
-static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    int noise = !strcmp(fac, "FAIL") || !strcmp(fac, "ERROR");
-    ap_log(!noise && level <= 4 ? AP_LOG_WARN : AP_LOG_DEBUG, buf, "facility", fac, "source",
-           "librdkafka", NULL);
-}
-
 /* One metadata round trip (brokers only): fails fast with a clear message
  * when no broker answers, rather than after the admin request's timeout. */
 static ap_status kafka_reach(rd_kafka_t *rk, const ap_config *cfg, char *err, size_t errsz) {
@@ -414,7 +404,7 @@ ap_status ap_migrate_topics(const ap_config *cfg, int replication_factor, FILE *
         st = AP_ERR_INVALID;
         goto out;
     }
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    ap_kafka_conf_quiet(conf);
     if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why))) {
         st = ap_fail(AP_ERR_INVALID, err, errsz, "cannot create a kafka client: %s", why);
         goto out;

@@ -240,13 +240,6 @@ nomem:
     return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
 }
 
-static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    int noise = !strcmp(fac, "FAIL") || !strcmp(fac, "ERROR");
-    ap_log(!noise && level <= 4 ? AP_LOG_WARN : AP_LOG_DEBUG, buf, "facility", fac, "source",
-           "librdkafka", NULL);
-}
-
 /* Reads every DLQ topic from its first offset to its high watermark. */
 static ap_status dlq_read(replay_run *r, char *err, size_t errsz) {
     static const char *const defaults[] = {"enable.partition.eof", "true", NULL};
@@ -260,7 +253,7 @@ static ap_status dlq_read(replay_run *r, char *err, size_t errsz) {
     rd_kafka_conf_t *conf = ap_kafka_conf_new(r->cfg, defaults, err, errsz);
     if (!conf)
         return AP_ERR_INVALID;
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    ap_kafka_conf_quiet(conf);
     /* After the kafka.* passthrough: not tuning. librdkafka's assign needs a
      * group.id; the group is never joined and nothing is committed. */
     if (ap_kafka_conf_set(conf, "group.id", "actionpool-ctl-replay", err, errsz) ||

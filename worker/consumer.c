@@ -9,6 +9,7 @@
 
 #include "kafka_conf.h"
 #include "log.h"
+#include "retry.h"
 #include "topics.h"
 
 /* A retry-topic partition paused until its head is due. */
@@ -195,12 +196,6 @@ void ap_consumer_pause(ap_consumer *c, int paused) {
     rd_kafka_topic_partition_list_destroy(assigned);
 }
 
-static long long wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Pauses or resumes one partition, and (pausing) rewinds it to offset. */
 static void partition_hold(ap_consumer *c, const char *topic, int32_t partition, int64_t offset,
                            int hold) {
@@ -246,7 +241,7 @@ int ap_consumer_deferred(const ap_consumer *c, const rd_kafka_message_t *msg) {
 }
 
 void ap_consumer_resume_due(ap_consumer *c) {
-    long long now = wall_ms();
+    long long now = ap_retry_clock_ms();
     for (int i = 0; i < c->deferral_count;) {
         deferral *d = &c->deferrals[i];
         if (d->due_ms > now) {

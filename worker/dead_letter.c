@@ -30,7 +30,16 @@ const char *ap_header_get(const rd_kafka_message_t *msg, const char *name, char 
     return buf;
 }
 
-void ap_failure_origin_of(const rd_kafka_message_t *msg, ap_failure_origin *o) {
+/* Where a message first failed, carried along its retries. */
+typedef struct failure_origin {
+    char topic[256];
+    int partition;
+    long long offset;
+    char first_failure_at[32]; /* RFC 3339; "" before the first failure */
+} failure_origin;
+
+/* The origin msg carries in its headers, or msg itself when it has none. */
+static void failure_origin_of(const rd_kafka_message_t *msg, failure_origin *o) {
     char buf[32];
     memset(o, 0, sizeof *o);
     if (*ap_header_get(msg, "ap-original-topic", o->topic, sizeof o->topic)) {
@@ -44,9 +53,9 @@ void ap_failure_origin_of(const rd_kafka_message_t *msg, ap_failure_origin *o) {
     o->offset = msg->offset;
 }
 
-rd_kafka_headers_t *ap_failure_headers(const ap_failure_origin *origin, int attempt,
-                                       const char *error_class, const char *message,
-                                       long long due_ms) {
+static rd_kafka_headers_t *failure_headers(const failure_origin *origin, int attempt,
+                                           const char *error_class, const char *message,
+                                           long long due_ms) {
     char partition[16], offset[24], attempts[16], now[32], due[24];
     time_t t = time(NULL);
     struct tm tm;
@@ -71,23 +80,20 @@ rd_kafka_headers_t *ap_failure_headers(const ap_failure_origin *origin, int atte
     return h;
 }
 
-ap_status ap_dead_letter_send(ap_publisher *p, const ap_config *cfg, const rd_kafka_message_t *msg,
-                              int attempt, const char *error_class, const char *reason, char *err,
-                              size_t errsz) {
-    char subsystem[64], topic[AP_TOPIC_MAX];
-    ap_failure_origin origin;
+ap_status ap_failure_send(ap_publisher *p, const ap_config *cfg, const rd_kafka_message_t *msg,
+                          int attempt, const char *error_class, const char *message,
+                          long long due_ms, char *err, size_t errsz) {
+    char subsystem[64], topic[AP_TOPIC_MAX], key[512];
+    failure_origin origin;
     const char *from = rd_kafka_topic_name(msg->rkt);
     if (!ap_topic_subsystem(cfg->topic_prefix, from, subsystem, sizeof subsystem))
         return ap_fail(AP_ERR_INVALID, err, errsz, "topic '%s' is not an actionpool topic", from);
-    ap_topic_dlq(topic, sizeof topic, cfg->topic_prefix, subsystem);
-    ap_failure_origin_of(msg, &origin);
-    return ap_failure_send(
-        p, topic, msg, ap_failure_headers(&origin, attempt, error_class, reason, 0), err, errsz);
-}
-
-ap_status ap_failure_send(ap_publisher *p, const char *topic, const rd_kafka_message_t *msg,
-                          rd_kafka_headers_t *headers, char *err, size_t errsz) {
-    char key[512];
+    if (due_ms)
+        ap_topic_retry(topic, sizeof topic, cfg->topic_prefix, subsystem, attempt);
+    else
+        ap_topic_dlq(topic, sizeof topic, cfg->topic_prefix, subsystem);
+    failure_origin_of(msg, &origin);
+    rd_kafka_headers_t *headers = failure_headers(&origin, attempt, error_class, message, due_ms);
     snprintf(key, sizeof key, "%.*s",
              (int)(msg->key_len < sizeof key ? msg->key_len : sizeof key - 1),
              msg->key ? (const char *)msg->key : "");

@@ -1,6 +1,6 @@
-/* dead_letter.h — the headers a failed message carries, and dead letters:
- * a message that cannot become an action row goes to <prefix>.<subsystem>.dlq
- * at once. Headers:
+/* dead_letter.h — where a failed message goes: to a retry topic (retry.h),
+ * or to <prefix>.<subsystem>.dlq, at once when it cannot become an action row.
+ * The headers it carries there:
  *   ap-error-class, ap-error-message, ap-original-topic, ap-original-partition,
  *   ap-original-offset, ap-attempt, ap-first-failure-at (RFC 3339), and on a
  *   retry topic ap-due-at (ms since the epoch). */
@@ -12,33 +12,14 @@
 #include "config.h"
 #include "publisher.h"
 
-/* Where a message first failed, carried along its retries. */
-typedef struct ap_failure_origin {
-    char topic[256];
-    int partition;
-    long long offset;
-    char first_failure_at[32]; /* RFC 3339; "" before the first failure */
-} ap_failure_origin;
-
-/* The origin msg carries in its headers, or msg itself when it has none. */
-void ap_failure_origin_of(const rd_kafka_message_t *msg, ap_failure_origin *origin);
-
-/* New headers for a failed message (the caller hands them to the publisher). */
-rd_kafka_headers_t *ap_failure_headers(const ap_failure_origin *origin, int attempt,
-                                       const char *error_class, const char *message,
-                                       long long due_ms);
-
-/* Queues a copy of msg (key and value as consumed) on topic with headers,
- * which it takes (and destroys on failure). Delivery is confirmed by
- * ap_publisher_flush. */
-ap_status ap_failure_send(ap_publisher *p, const char *topic, const rd_kafka_message_t *msg,
-                          rd_kafka_headers_t *headers, char *err, size_t errsz);
-
-/* Queues a copy of msg (key and value as consumed) on its subsystem's DLQ.
- * Delivery is confirmed by ap_publisher_flush. */
-ap_status ap_dead_letter_send(ap_publisher *p, const ap_config *cfg, const rd_kafka_message_t *msg,
-                              int attempt, const char *error_class, const char *reason, char *err,
-                              size_t errsz);
+/* Queues a copy of msg (key and value as consumed) with the headers of its
+ * failure: on retry topic `attempt` of its subsystem, due at due_ms (ms since
+ * the epoch), or, due_ms 0, on its subsystem's DLQ. The origin and first
+ * failure time carry over from msg's headers when it is a retry. Delivery is
+ * confirmed by ap_publisher_flush. */
+ap_status ap_failure_send(ap_publisher *p, const ap_config *cfg, const rd_kafka_message_t *msg,
+                          int attempt, const char *error_class, const char *message,
+                          long long due_ms, char *err, size_t errsz);
 
 /* The subsystem a topic belongs to ("actions.crm.retry.2" -> "crm") into buf;
  * returns buf, or NULL when the topic is not one of ours. */

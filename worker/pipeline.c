@@ -19,6 +19,7 @@ typedef struct item {
     item_kind kind;
     ap_action action;
     char reason[1024];
+    const char *dead_class; /* ITEM_DEAD_LETTER: "oversized" or "unparseable" */
     const char *status;     /* what to record: "executed", "dry_run" or "rejected" */
     char scope[AP_KEY_MAX]; /* "<tenant>:<subsystem>": its rate limit and breaker */
     long wait_ms;           /* what the guards said: 0 go, > 0 no token yet, -1 breaker open */
@@ -35,6 +36,7 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
     it->replay = *ap_header_get(m, "ap-replay-of", replay_of, sizeof replay_of) != '\0';
     if (m->len > (size_t)p->cfg->max_message_bytes) {
         it->kind = ITEM_DEAD_LETTER;
+        it->dead_class = "oversized";
         snprintf(it->reason, sizeof it->reason,
                  "oversized: %zu bytes, more than max_message_bytes %d", m->len,
                  p->cfg->max_message_bytes);
@@ -42,6 +44,7 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
     }
     if (ap_action_parse(&it->action, m->payload, m->len, it->reason, sizeof it->reason)) {
         it->kind = ITEM_DEAD_LETTER;
+        it->dead_class = "unparseable";
         return;
     }
     it->kind = ITEM_REJECT;
@@ -183,21 +186,19 @@ static ap_status send_retries(ap_pipeline *p, rd_kafka_message_t **msgs, item *i
         if (strcmp(json_string_value(json_object_get(record, "status")), "retry_scheduled"))
             continue;
         const json_t *http = json_object_get(record, "http");
+        const char *error_class = json_string_value(json_object_get(http, "error_class"));
         json_int_t retry_after = json_integer_value(json_object_get(http, "retry_after_s"));
         int dead;
-        ap_status st = ap_retry_send(p->dead_letters, p->cfg, p->retry_delays, msgs[i],
-                                     json_string_value(json_object_get(http, "error_class")),
+        ap_status st = ap_retry_send(p->dead_letters, p->cfg, p->retry_delays, msgs[i], error_class,
                                      json_string_value(json_object_get(http, "error")),
                                      (int)retry_after, &dead, err, errsz);
         if (st)
             return st;
-        if (dead)
-            json_object_set_new(record, "status", json_string("dead_lettered"));
         ap_metrics_count_retry(p->metrics, items[i].action.subsystem, items[i].attempt + 1, 1);
-        if (dead)
-            ap_metrics_count_dead_letter(p->metrics, items[i].action.subsystem,
-                                         json_string_value(json_object_get(http, "error_class")),
-                                         1);
+        if (dead) {
+            json_object_set_new(record, "status", json_string("dead_lettered"));
+            ap_metrics_count_dead_letter(p->metrics, items[i].action.subsystem, error_class, 1);
+        }
         p->stats.retried++;
         sent++;
     }
@@ -312,9 +313,8 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     for (int i = 0; i < n; i++) {
         if (items[i].kind != ITEM_DEAD_LETTER)
             continue;
-        const char *class = strncmp(items[i].reason, "oversized", 9) ? "unparseable" : "oversized";
-        if ((st = ap_dead_letter_send(p->dead_letters, p->cfg, msgs[i], 1, class, items[i].reason,
-                                      err, errsz)))
+        if ((st = ap_failure_send(p->dead_letters, p->cfg, msgs[i], 1, items[i].dead_class,
+                                  items[i].reason, 0, err, errsz)))
             goto out;
         dead++;
     }
@@ -367,9 +367,7 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
                 snprintf(subsystem, sizeof subsystem, "unknown");
             p->stats.dead_lettered++;
             ap_metrics_count_action(p->metrics, subsystem, "dead_lettered", 1);
-            ap_metrics_count_dead_letter(
-                p->metrics, subsystem,
-                strncmp(it->reason, "oversized", 9) ? "unparseable" : "oversized", 1);
+            ap_metrics_count_dead_letter(p->metrics, subsystem, it->dead_class, 1);
             ap_log(AP_LOG_WARN, "dead-lettered", "reason", it->reason, "topic",
                    rd_kafka_topic_name(msgs[i]->rkt), NULL);
             continue;

@@ -1,6 +1,5 @@
 #include "retry.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +29,12 @@ int ap_retry_attempt(const rd_kafka_message_t *msg) {
     return r ? atoi(r + 7) : 0;
 }
 
+long long ap_retry_clock_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 long long ap_retry_due(const rd_kafka_message_t *msg) {
     char due[24];
     return ap_retry_attempt(msg) ? atoll(ap_header_get(msg, "ap-due-at", due, sizeof due)) : 0;
@@ -41,19 +46,8 @@ ap_status ap_retry_send(ap_publisher *p, const ap_config *cfg, const int delays[
     int attempt = ap_retry_attempt(msg) + 1;
     *dead = attempt > AP_RETRY_TOPICS;
     if (*dead)
-        return ap_dead_letter_send(p, cfg, msg, attempt - 1, error_class, error, err, errsz);
-
-    char subsystem[64], topic[AP_TOPIC_MAX];
-    ap_failure_origin origin;
-    const char *from = rd_kafka_topic_name(msg->rkt);
-    if (!ap_topic_subsystem(cfg->topic_prefix, from, subsystem, sizeof subsystem))
-        return ap_fail(AP_ERR_INVALID, err, errsz, "topic '%s' is not an actionpool topic", from);
-    ap_topic_retry(topic, sizeof topic, cfg->topic_prefix, subsystem, attempt);
-    ap_failure_origin_of(msg, &origin);
+        return ap_failure_send(p, cfg, msg, attempt - 1, error_class, error, 0, err, errsz);
     int delay_s = delays[attempt - 1] > retry_after_s ? delays[attempt - 1] : retry_after_s;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    long long due = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + delay_s * 1000LL;
-    return ap_failure_send(
-        p, topic, msg, ap_failure_headers(&origin, attempt, error_class, error, due), err, errsz);
+    return ap_failure_send(p, cfg, msg, attempt, error_class, error,
+                           ap_retry_clock_ms() + delay_s * 1000LL, err, errsz);
 }

@@ -18,7 +18,10 @@ int ap_retry_delays_parse(const char *text, int delays[AP_RETRY_TOPICS], char *e
 /* The attempt a consumed message is: 0 from a main topic, n from retry topic n. */
 int ap_retry_attempt(const rd_kafka_message_t *msg);
 
-/* When a consumed retry message is due (ms since the epoch); 0 for others. */
+/* The clock ap-due-at is on: the wall clock, ms since the epoch. */
+long long ap_retry_clock_ms(void);
+
+/* When a consumed retry message is due (ap_retry_clock_ms); 0 for others. */
 long long ap_retry_due(const rd_kafka_message_t *msg);
 
 /* Sends msg on after its attempt failed: to the next retry topic, or to the

@@ -90,9 +90,7 @@ static void resume_due(ap_store *store, ap_publisher *publisher, const ap_config
  * their partitions until they are (and whatever follows them there); returns
  * how many remain, in order. */
 static int defer_not_due(ap_consumer *c, rd_kafka_message_t **msgs, int n) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long now = ap_retry_clock_ms();
     int kept = 0;
     for (int i = 0; i < n; i++) {
         long long due = ap_retry_due(msgs[i]);

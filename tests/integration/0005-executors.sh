@@ -91,15 +91,12 @@ check "the preview and the apply are both in the audit trail" \
 worker_stop store
 
 # ---- the live HTTP connector, against a real HTTP server on loopback
-python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/port" \
-  --log "$TEST_DIR/requests.jsonl" --max-seconds 300 \
+http_target_start \
   --rule '/campaign/h-400={"status": 400}' \
   --rule '/campaign/h-401={"status": 401}' \
   --rule '/campaign/h-503={"status": 503, "retry_after": "7"}' \
-  --rule '/campaign/h-hang={"hang": true}' >/dev/null 2>&1 &
-TARGET=$!
-for _ in $(seq 50); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
-export ACTIONPOOL_ADOBE_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port")
+  --rule '/campaign/h-hang={"hang": true}'
+export ACTIONPOOL_ADOBE_BASE_URL=$BASE
 export ACTIONPOOL_ADOBE_TOKEN=secret-token-123 ACTIONPOOL_ADOBE_API_KEY=secret-key-456
 export ACTIONPOOL_CRM_TOKEN=secret-crm-789
 
@@ -118,7 +115,7 @@ worker_start live --connector-file "$REPO/schemas/examples/connector.json" --htt
 wait_sql "select count(*) from actions where action_id ~ '^h[1-7]\$' and status <> 'received'" 7
 action h6 campaigns config_change h-dry budget_daily 250 | publish - >/dev/null 2>&1 # for real
 wait_sql "select count(*) from executions e join actions a on a.id = e.action_pk where a.action_id = 'h6'" 2
-kill "$TARGET" 2>/dev/null
+kill "$HTTP_TARGET" 2>/dev/null
 
 requests=$(jq -c 'select(.path | startswith("/campaign/"))' "$TEST_DIR/requests.jsonl")
 h1=$(jq -c 'select(.path == "/campaign/h-ok")' <<<"$requests")

@@ -31,12 +31,8 @@ ctl() { "$BIN/actionpool-ctl" "$@"; }
 
 # ---- publish --from-url ---------------------------------------------------------
 TOKEN="Bearer tok-$$-$RANDOM-secret"
-python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/http.port" \
-  --max-seconds 300 >/dev/null 2>"$TEST_DIR/http_target.log" &
-HTTP_PID=$!
-trap 'kill $HTTP_PID 2>/dev/null' EXIT
-for _ in $(seq 100); do [[ -s $TEST_DIR/http.port ]] && break; sleep 0.1; done
-BASE=http://127.0.0.1:$(cat "$TEST_DIR/http.port")
+http_target_start
+trap 'kill $HTTP_TARGET 2>/dev/null' EXIT
 {
   budget url-1 acme cmp-url 500
   touches url-2 acme seq-url 4
@@ -64,8 +60,8 @@ check_match "the error names the URL and the status" "$out" "cannot fetch '$BASE
 check "the token is not in the error either" "$(grep -c -- "tok-$$" <<<"$out")" 0
 out=$("$BIN/actionpool-producer" validate --json --from-url "$BASE/kernel/latest.json" 2>/dev/null); status=$?
 check "validate --from-url --json reads the same body" "$status $(jq -c '[.total, .valid]' <<<"$out")" "0 [2,2]"
-kill $HTTP_PID 2>/dev/null
-wait $HTTP_PID 2>/dev/null
+kill $HTTP_TARGET 2>/dev/null
+wait $HTTP_TARGET 2>/dev/null
 
 # ---- publish --budget-neutral -----------------------------------------------------
 # acme: +50 +30 -40 (the increases give way, x0.5); globex: -10 +3.33 (the

@@ -31,12 +31,7 @@ check "when tokens free, the next 10 run by themselves" "$(executed rl-)" 20
 stop_all
 
 # ---- circuit breakers, against a live endpoint that fails for one tenant
-python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/port" \
-  --log "$TEST_DIR/requests.jsonl" --max-seconds 300 \
-  --rule '/campaign/acme-={"status": 503}' >/dev/null 2>&1 &
-TARGET=$!
-for _ in $(seq 50); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
-BASE=http://127.0.0.1:$(cat "$TEST_DIR/port")
+http_target_start --rule '/campaign/acme-={"status": 503}'
 export ACTIONPOOL_ADOBE_BASE_URL=$BASE ACTIONPOOL_ADOBE_TOKEN=t ACTIONPOOL_ADOBE_API_KEY=k ACTIONPOOL_CRM_TOKEN=t
 export ACTIONPOOL_ALERT_WEBHOOK_URL=$BASE/alerts # the same recording server takes the alerts
 alerts_posted() { jq -r 'select(.path == "/alerts") | .json.kind' "$TEST_DIR/requests.jsonl" | sort | tr '\n' ' '; }
@@ -110,6 +105,6 @@ for id in bad-3 ok-7; do run_one "$id"; done
 check "2 failures of the last 5: it opens" \
   "$(sql "select status || ' ' || wait_reason from actions where action_id = 'ok-7'")" "received breaker_open"
 worker_stop w1
-kill "$TARGET" 2>/dev/null
+kill "$HTTP_TARGET" 2>/dev/null
 
 test_end

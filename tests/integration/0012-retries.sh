@@ -21,14 +21,11 @@ wait_status() { # ID STATUS SECONDS
   return 1
 }
 
-python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/port" \
-  --log "$TEST_DIR/requests.jsonl" --max-seconds 300 \
+http_target_start \
   --rule '/campaign/flaky-1={"fail_times": 2, "fail_status": 503}' \
   --rule '/campaign/flaky-2={"fail_times": 2, "fail_status": 503}' \
-  --rule '/campaign/down-={"status": 503}' >/dev/null 2>&1 &
-TARGET=$!
-for _ in $(seq 50); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
-export ACTIONPOOL_ADOBE_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port")
+  --rule '/campaign/down-={"status": 503}'
+export ACTIONPOOL_ADOBE_BASE_URL=$BASE
 export ACTIONPOOL_ADOBE_TOKEN=t ACTIONPOOL_ADOBE_API_KEY=k ACTIONPOOL_CRM_TOKEN=t
 # The breaker is tested in 0010; here failures must not open it.
 worker_start w1 --connector-file "$REPO/schemas/examples/connector.json" --retry-delays-s 2,3,4 \
@@ -86,5 +83,5 @@ wait_drained 30
 big=$(consume_all "$TEST_ID.campaigns.dlq" | jq -c 'select(.key == "big") | .headers')
 check_match "an oversized message is dead-lettered at once with the reason" "$big" \
   '"ap-error-class","oversized","ap-error-message","oversized: 3000 bytes, more than max_message_bytes 2048"'
-kill "$TARGET" 2>/dev/null
+kill "$HTTP_TARGET" 2>/dev/null
 test_end

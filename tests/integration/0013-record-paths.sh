@@ -93,17 +93,13 @@ cat "$TEST_DIR"/1[345].jsonl >"$TEST_DIR/all.jsonl"
 run "$TEST_DIR/all.jsonl" # the quiet period; every earlier action delivered again
 
 # Live HTTP changes: prepared, sent to a real server on loopback, then recorded.
-python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/port" --max-seconds 300 \
-  >/dev/null 2>&1 &
-TARGET=$!
-for _ in $(seq 50); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
-export ACTIONPOOL_ADOBE_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port") ACTIONPOOL_ADOBE_TOKEN=t \
-  ACTIONPOOL_ADOBE_API_KEY=k ACTIONPOOL_CRM_BASE_URL=http://127.0.0.1:$(cat "$TEST_DIR/port") \
-  ACTIONPOOL_CRM_TOKEN=t
+http_target_start
+export ACTIONPOOL_ADOBE_BASE_URL=$BASE ACTIONPOOL_ADOBE_TOKEN=t ACTIONPOOL_ADOBE_API_KEY=k \
+  ACTIONPOOL_CRM_BASE_URL=$BASE ACTIONPOOL_CRM_TOKEN=t
 seq_before=$(sql "select coalesce(max(seq), 0) from captured")
 ACTIONPOOL_RATE_LIMIT_HOURLY=0 ACTIONPOOL_RATE_LIMIT_DAILY=0 \
   run "$TEST_DIR/16.jsonl" --tier1-quiet-hours 0 --connector-file "$REPO/schemas/examples/connector.json"
-kill "$TARGET" 2>/dev/null
+kill "$HTTP_TARGET" 2>/dev/null
 check "live changes were sent and recorded" \
   "$(sql "select count(*) > 20 from executions where target = 'http' and success and mode = 'apply'")" t
 # Those alone on their entity in a batch of 8 or more take the set-based path.

@@ -141,6 +141,17 @@ wait_sql() {
   return 1
 }
 
+# http_target_start [--rule PREFIX=SPEC ...]: the recording HTTP server of
+# tests/http_target on a free loopback port, its requests logged to
+# $TEST_DIR/requests.jsonl; sets HTTP_TARGET (its pid) and BASE (its URL).
+http_target_start() {
+  python3 "$REPO/tests/http_target/http_target.py" --port-file "$TEST_DIR/port" \
+    --log "$TEST_DIR/requests.jsonl" --max-seconds 300 "$@" >/dev/null 2>"$TEST_DIR/http_target.log" &
+  HTTP_TARGET=$!
+  for _ in $(seq 100); do [[ -s $TEST_DIR/port ]] && break; sleep 0.1; done
+  BASE=http://127.0.0.1:$(cat "$TEST_DIR/port")
+}
+
 # produce_raw TOPIC KEY < lines: messages straight onto a topic, as any client could.
 produce_raw() {
   kcat -P -b "$ACTIONPOOL_BROKERS" -t "$1" -k "$2" -z none
