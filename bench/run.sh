@@ -518,9 +518,14 @@ run_mode() {
     with m as (
       select status, created_at, received_at, xmin::text as txn,
              pg_xact_commit_timestamp(xmin) as commit_ts,
-             coalesce(pg_xact_commit_timestamp(xmin), received_at) as committed
+             -- The commit that first recorded the row: a later update (a revert
+             -- marking it rolled_back, a waiting action resumed) gives it a new
+             -- xmin, but it keeps received_at, the recording transaction's now(),
+             -- which that transaction's rows share.
+             coalesce(min(pg_xact_commit_timestamp(xmin)) over (partition by received_at),
+                      received_at) as committed
         from actions where id > $base),
-    l as (select extract(epoch from committed - created_at) * 1000 as ms
+    l as (select created_at, extract(epoch from committed - created_at) * 1000 as ms
             from m where created_at >= to_timestamp($since)),
     a as (select extract(epoch from committed - created_at) * 1000 as ms
             from m where created_at is not null)
@@ -544,7 +549,14 @@ run_mode() {
       'settle_s', $settle,
       'all_rows', (select count(*) from a),
       'all_p50_ms', (select round(percentile_cont(0.50) within group (order by ms)::numeric, 1) from a),
-      'all_p99_ms', (select round(percentile_cont(0.99) within group (order by ms)::numeric, 1) from a))" \
+      'all_p99_ms', (select round(percentile_cont(0.99) within group (order by ms)::numeric, 1) from a),
+      'by_second', (select json_agg(json_build_object('s', s, 'n', n, 'p50_ms', p50, 'p99_ms', p99,
+                                                      'max_ms', mx) order by s) from
+                     (select floor(extract(epoch from created_at) - $since)::int as s, count(*) as n,
+                             round(percentile_cont(0.50) within group (order by ms)::numeric) as p50,
+                             round(percentile_cont(0.99) within group (order by ms)::numeric) as p99,
+                             round(max(ms)::numeric) as mx
+                        from l group by 1) b))" \
     >"$WORK/$MODE.db.json" ||
     fail_mode "the Postgres figures could not be read"
 
