@@ -62,6 +62,7 @@ def metrics(raw):
             "all": {"count": db["all_rows"], "p50": db["all_p50_ms"], "p99": db["all_p99_ms"]},
             "saturated": not raw["rate"],
             "by_send_second": db["by_second"] if raw["rate"] else None,
+            "autovacuum": db["autovacuum"],
         },
         "postgres_transactions": db["transactions"],
         "actions_per_transaction": round(db["rows"] / db["transactions"], 1)

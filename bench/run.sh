@@ -404,12 +404,15 @@ run_mode() {
     ACTIONPOOL_RATE_LIMIT_DAILY=${ACTIONPOOL_RATE_LIMIT_DAILY:-10000000}
   export ACTIONPOOL_TOPIC_PREFIX=bench_$MODE ACTIONPOOL_GROUP_ID=bench_$MODE-workers
   # Each mode alone: no earlier mode's database left for autovacuum, and its
-  # dirty buffers written now rather than by a checkpoint during this mode.
+  # dirty buffers written now rather than by a checkpoint during this mode,
+  # as are the page cache's (Kafka's log segments, WAL): written back during
+  # this mode they would slow its commits' fsyncs.
   local db
   for db in $(pg_admin "select datname from pg_database where datname like 'bench\_%'"); do
     pg_admin "drop database $db" >/dev/null 2>&1
   done
   pg_admin "checkpoint" || die "checkpoint failed"
+  sync
   pg_admin "create database bench_$MODE owner actionpool" || die "cannot create database bench_$MODE"
   redis-cli -h 127.0.0.1 -p "$AP_REDIS_PORT" flushall >/dev/null || die "redis flushall failed"
   "$BIN/actionpool-ctl" migrate >"$WORK/$MODE.migrate.log" 2>&1 ||
@@ -556,7 +559,12 @@ run_mode() {
                              round(percentile_cont(0.50) within group (order by ms)::numeric) as p50,
                              round(percentile_cont(0.99) within group (order by ms)::numeric) as p99,
                              round(max(ms)::numeric) as mx
-                        from l group by 1) b))" \
+                        from l group by 1) b),
+      'autovacuum', (select json_agg(json_build_object('table', relname,
+                       'vacuum_s', round(extract(epoch from last_autovacuum)::numeric - $since, 1),
+                       'analyze_s', round(extract(epoch from last_autoanalyze)::numeric - $since, 1)))
+                       from pg_stat_user_tables
+                      where greatest(last_autovacuum, last_autoanalyze) >= to_timestamp($since)))" \
     >"$WORK/$MODE.db.json" ||
     fail_mode "the Postgres figures could not be read"
 

@@ -211,7 +211,11 @@ group.initial.rebalance.delay.ms=0
 offsets.topic.num.partitions=4
 transaction.state.log.num.partitions=4
 EOF
-  local -a jvm=("$JAVA" -Xmx512m -Xms256m -XX:+UseSerialGC -Djava.awt.headless=true
+  # C1 only (TieredStopAtLevel=1): on a machine of two CPUs shared with everything else, C2
+  # compiled for tens of seconds whenever the load changed, taking 5-7 s of CPU from the first
+  # minute of a steady load (bench/README.md, fifth session); C1 code costs the broker no more.
+  local -a jvm=("$JAVA" -Xmx512m -Xms256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+    -Djava.awt.headless=true
     "-Dlog4j.configuration=file:$HERE/kafka/log4j.properties" "-Dap.kafka.log=$KDIR/kafka.log"
     -cp "$KAFKA_LIB/*")
   if [[ ! -e $KDIR/data/meta.properties ]]; then
