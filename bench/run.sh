@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# bench/run.sh — the throughput benchmark of issue 6, on a stack of its own.
+# bench/run.sh — the throughput benchmark of issue 6, on stacks of its own.
 #
-# Starts Kafka, Redis and Postgres (deploy/local/stack.sh) on free ports in a
-# temporary folder, and for each mode, in a fresh database, topics, consumer
-# group and Redis: generates realistic actions (tests/integration/gen_actions.py
+# For each mode, starts Kafka, Redis and Postgres (deploy/local/stack.sh) on
+# free ports in a temporary folder of the mode's own, removed when it ends:
+# generates realistic actions (tests/integration/gen_actions.py
 # --realistic: all five subsystems, many tenants and entities, ~1% duplicates,
 # ~1% invalid), starts K workers, warms them up until every one of them has
 # committed a batch, publishes the actions (bench/loadgen.c), waits until the
@@ -135,10 +135,9 @@ CLK_TCK=$(getconf CLK_TCK)
 CPUS=$(nproc)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ap-bench.XXXX")
-AP_STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ap-bench-stack.XXXX")
-export AP_STACK_DIR
+AP_STACK_DIR=''
 declare -a WORKER_PIDS=()
-LOADGEN_PID='' LOADGEN_LAST_PID='' PERF_PID='' SINK_PID='' STACK_UP=0 DEAD_WORKER=''
+LOADGEN_PID='' LOADGEN_LAST_PID='' PERF_PID='' SINK_PID='' STACK_UP=0 DEAD_WORKER='' PG_SETTINGS=''
 MODE=setup
 
 # Stops what this script started (by pid), then the stack; removes the folders.
@@ -147,14 +146,34 @@ cleanup() {
   for pid in "${WORKER_PIDS[@]}" $LOADGEN_PID $PERF_PID $SINK_PID; do
     kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
-  if ((STACK_UP)); then "$STACK" destroy >"$WORK/destroy.log" 2>&1 || cat "$WORK/destroy.log" >&2; fi
-  rm -rf "$AP_STACK_DIR"
+  stack_down
   if ((KEEP)); then say "work folder kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ the stack
+
+# stack_up: a stack of its own for the mode about to run, in a new folder, so
+# that nothing an earlier mode left (its data, topics, dirty pages, a broker
+# busy with them) lands in this mode's measurement.
+stack_up() {
+  AP_STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ap-bench-stack.XXXX")
+  export AP_STACK_DIR
+  say "$MODE: starting a stack in $AP_STACK_DIR"
+  start_stack
+  configure_postgres
+  PG_SETTINGS=$(pg_admin "select json_object_agg(name, setting) from pg_settings where name in
+    ('synchronous_commit', 'fsync', 'wal_sync_method', 'shared_buffers', 'wal_level',
+     'max_wal_size', 'track_commit_timestamp', 'server_version', 'commit_delay')")
+  say "$MODE: stack up: kafka 127.0.0.1:$AP_KAFKA_PORT, redis $AP_REDIS_PORT, postgres $AP_PG_PORT"
+}
+
+stack_down() {
+  if ((STACK_UP)); then "$STACK" destroy >"$WORK/destroy.log" 2>&1 || cat "$WORK/destroy.log" >&2; fi
+  STACK_UP=0
+  [[ -z $AP_STACK_DIR ]] || rm -rf "$AP_STACK_DIR"
+}
 
 start_stack() {
   local base started=0
@@ -395,6 +414,7 @@ run_mode() {
   local next_progress exact
   local batch_ms=${ACTIONPOOL_BATCH_MS:-50} hwm=() exits=() perf_out=''
   say "$MODE: $count actions, $WORKERS workers, batch size $batch$( ((rate)) && echo ", offered $rate/s")"
+  stack_up
 
   export ACTIONPOOL_PG_DSN="host=127.0.0.1 port=$AP_PG_PORT dbname=bench_$MODE user=actionpool"
   # Policy as configured by default, but for rate limits that are taken and
@@ -403,18 +423,7 @@ run_mode() {
   export ACTIONPOOL_RATE_LIMIT_HOURLY=${ACTIONPOOL_RATE_LIMIT_HOURLY:-1000000} \
     ACTIONPOOL_RATE_LIMIT_DAILY=${ACTIONPOOL_RATE_LIMIT_DAILY:-10000000}
   export ACTIONPOOL_TOPIC_PREFIX=bench_$MODE ACTIONPOOL_GROUP_ID=bench_$MODE-workers
-  # Each mode alone: no earlier mode's database left for autovacuum, and its
-  # dirty buffers written now rather than by a checkpoint during this mode,
-  # as are the page cache's (Kafka's log segments, WAL): written back during
-  # this mode they would slow its commits' fsyncs.
-  local db
-  for db in $(pg_admin "select datname from pg_database where datname like 'bench\_%'"); do
-    pg_admin "drop database $db" >/dev/null 2>&1
-  done
-  pg_admin "checkpoint" || die "checkpoint failed"
-  sync
   pg_admin "create database bench_$MODE owner actionpool" || die "cannot create database bench_$MODE"
-  redis-cli -h 127.0.0.1 -p "$AP_REDIS_PORT" flushall >/dev/null || die "redis flushall failed"
   "$BIN/actionpool-ctl" migrate >"$WORK/$MODE.migrate.log" 2>&1 ||
     { cat "$WORK/$MODE.migrate.log" >&2; die "$MODE: migrate failed"; }
   if [[ -n $SQL_EXTRA ]]; then
@@ -585,6 +594,7 @@ run_mode() {
     >"$WORK/$MODE.raw.json" || die "cannot assemble $MODE.raw.json"
   say "$(python3 "$HERE/report.py" mode "$WORK/$MODE.raw.json")"
   [[ -z $perf_out ]] || profile_report "$perf_out" "${groups[@]}"
+  stack_down
 }
 
 # profile_report PERF_DATA --group NAME=PIDS...: where the CPU of the mode's
@@ -613,11 +623,6 @@ cc -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Werror -Wstrict-prototypes \
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -o "$HTTP_SINK" "$HERE/http_sink.c" ||
   die "cannot build $HTTP_SINK"
 
-say "starting the stack in $AP_STACK_DIR"
-start_stack
-configure_postgres
-say "stack up: kafka 127.0.0.1:$AP_KAFKA_PORT, redis $AP_REDIS_PORT, postgres $AP_PG_PORT"
-
 raws=()
 for m in "${MODE_LIST[@]}"; do
   case $m in
@@ -630,9 +635,6 @@ for m in "${MODE_LIST[@]}"; do
   raws+=("$WORK/$m.raw.json")
 done
 
-pg_settings=$(pg_admin "select json_object_agg(name, setting) from pg_settings where name in
-  ('synchronous_commit', 'fsync', 'wal_sync_method', 'shared_buffers', 'wal_level',
-   'max_wal_size', 'track_commit_timestamp', 'server_version', 'commit_delay')")
 # The checkout's commit (+dirty: uncommitted changes to what the binaries are
 # built from); it says nothing about binaries from elsewhere (AP_BIN).
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -641,7 +643,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$commit" --arg b
   --arg cpu "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" \
   --argjson cpus "$CPUS" --arg mem "$(awk '/^MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo)" \
   --arg kernel "$(uname -r)" --arg os "$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")" \
-  --arg rdkafka "$(pkg-config --modversion rdkafka)" --argjson pg "$pg_settings" \
+  --arg rdkafka "$(pkg-config --modversion rdkafka)" --argjson pg "$PG_SETTINGS" \
   --argjson n "$N" --argjson naive_n "$NAIVE_N" --argjson http_n "$HTTP_N" \
   --argjson http_delay "$HTTP_DELAY_MS" --argjson http_in_flight "$HTTP_IN_FLIGHT" \
   --argjson rate "$RATE" --argjson duration "$DURATION" \
