@@ -86,8 +86,8 @@ def metrics(raw):
         "cpus": raw["cpus"],
         "worker_rss_peak_mb": [round(k / 1024, 1) for k in raw["worker_hwm_kb"]],
         "worker_exit": raw["worker_exit"],
-        # http mode: the requests the endpoint answered, its delay, the
-        # requests each worker had in flight at most.
+        # http mode: the requests the endpoint answered, its delay, and how
+        # many requests each worker was allowed in flight.
         "http": raw.get("http"),
     }
     # Every action has its row; at least the invalid ones are rejected (policy

@@ -61,7 +61,6 @@ for _ in $(seq 100); do [[ $(executed br-a) == 4 ]] && break; sleep 0.1; done
 check "the waiting actions then execute" "$(executed br-a)" 4
 stop_all
 
-
 # ---- kill switch mid-run, and a worker killed holding claims
 N=6000
 python3 "$REPO/tests/integration/gen_actions.py" --count "$N" --seed 10 --prefix ks >"$TEST_DIR/load.jsonl"
