@@ -88,10 +88,11 @@ ap_consumer *ap_consumer_new(const ap_config *cfg, ap_metrics *metrics, char *er
         "statistics.interval.ms",
         "5000", /* lag metrics and broker state */
         /* A backlog stays in Kafka, not in our memory: bench/README.md measured
-         * peak RSS over a 400k backlog at 177 MB with librdkafka's defaults,
-         * 33.5 MB with these, at the same rate. */
+         * peak RSS over a 400k backlog at 177 MB with librdkafka's defaults.
+         * 4 MB is ~8 batches: with 1 MB a worker waited on an empty queue for
+         * a fifth of a bulk run (sixth session). */
         "queued.max.messages.kbytes",
-        "1024",
+        "4096",
         "fetch.max.bytes",
         "1048576",
         /* Eager, not cooperative-sticky: librdkafka 2.0.2 closes a cooperative
