@@ -75,10 +75,7 @@ ap_status ap_breaker_reset(const ap_config *cfg, const char *tenant, const char 
     redisContext *r = redis_connect(cfg, err, errsz);
     if (!r)
         return AP_ERR_REDIS;
-    redisReply *del = redisCommand(r,
-                                   "DEL " OPEN_PREFIX "%s ap:breaker:window:%s "
-                                   "ap:breaker:fails:%s ap:breaker:streak:%s",
-                                   scope, scope, scope, scope);
+    redisReply *del = redisCommand(r, "DEL " OPEN_PREFIX "%s ap:breaker:state:%s", scope, scope);
     if (!del || del->type != REDIS_REPLY_INTEGER) {
         st = ap_fail(AP_ERR_REDIS, err, errsz, "redis: %s", del ? "unexpected reply" : r->errstr);
         goto out;
