@@ -3,8 +3,8 @@
 -- ap_record_batch records a batch of worker outcomes; ap_prepare_batch
 -- decides, before their requests, what the items for a live target would do.
 -- Each has a general path, one item at a time (ap_record_action,
--- ap_prepare_action), and a set-based one for the common case (a new action
--- alone on its entity in the batch) that decides the same (ap_judge_batch).
+-- ap_prepare_action), and a set-based one for the common case (a new action,
+-- the first of the batch on its entity) that decides the same (ap_judge_batch).
 
 -- ap_record_action(it): records one item of ap_record_batch (below) in the
 -- caller's transaction, on the general path that handles every case. Returns
@@ -232,18 +232,18 @@ $$;
 -- then recorded, for the items of a batch (ap_record_batch's) that the
 -- set-based paths take, judged as new actions (no approval, nothing of their
 -- own stored yet: the callers see to it). In a batch of 8 or more items, an
--- item is judged when it is the batch's only item on its entity, idempotency
--- key and action id, and it is invalid, or a change that is not a revert and
--- either names its value or was sent live, prepared without failure and
--- answered with success (or rehearsed). A live item keeps what was prepared
--- for it: neither policy nor the checks apply again. Takes first, in one
--- order, the locks of every field the batch may change (ap_check_change's),
--- so that what it reads of entity_state holds until the transaction ends.
--- Per item: its position in the batch and members, live (sent to a live
--- target), held (by policy), checked (executes or is rehearsed: checked
--- against prev, the stored value, if it existed), failure, applied (the value
--- to set), output, and the row to record: recorded (its status),
--- recorded_reason, wait_reason, not_before.
+-- item is judged when no earlier item of the batch has its entity, idempotency
+-- key or action id, no earlier revert names it, and it is invalid, or a
+-- change that is not a revert and either names its value or was sent live,
+-- prepared without failure and answered with success (or rehearsed). A live
+-- item keeps what was prepared for it: neither policy nor the checks apply
+-- again. Takes first, in one order, the locks of every field the batch may
+-- change (ap_check_change's), so that what it reads of entity_state holds
+-- until the transaction ends. Per item: its position in the batch and
+-- members, live (sent to a live target), held (by policy), checked (executes
+-- or is rehearsed: checked against prev, the stored value, if it existed),
+-- failure, applied (the value to set), output, and the row to record:
+-- recorded (its status), recorded_reason, wait_reason, not_before.
 CREATE FUNCTION ap_judge_batch(items jsonb)
 RETURNS TABLE (pos bigint, ord integer, action_id text, tenant_id text, subsystem text,
                action_type text, entity_id text, idempotency_key text, payload jsonb,
@@ -280,16 +280,24 @@ BEGIN
                tier1_eligible boolean, quiet_hours integer, status text, reason text,
                field text, value jsonb, target text, worker_id text, topic text,
                "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
-               attempt integer, guard jsonb, wait jsonb, prepared jsonb, http jsonb)),
-    -- Items that share their entity, key or action id with another of the batch.
+               attempt integer, guard jsonb, wait jsonb, prepared jsonb, http jsonb,
+               revert_of text)),
+    -- Items with an entity, key or action id that an earlier item of the batch
+    -- has, and those an earlier revert of the batch names.
     shared AS (
         SELECT s.pos FROM (
             SELECT b.pos,
-                   count(*) OVER (PARTITION BY b.tenant_id, b.subsystem, b.entity_id) AS on_entity,
-                   count(*) OVER (PARTITION BY b.idempotency_key) AS on_key,
-                   count(*) OVER (PARTITION BY b.tenant_id, b.action_id) AS on_id
+                   row_number() OVER (PARTITION BY b.tenant_id, b.subsystem, b.entity_id
+                                      ORDER BY b.pos) AS on_entity,
+                   row_number() OVER (PARTITION BY b.idempotency_key ORDER BY b.pos) AS on_key,
+                   row_number() OVER (PARTITION BY b.tenant_id, b.action_id ORDER BY b.pos) AS on_id
               FROM b) s
-         WHERE s.on_entity > 1 OR s.on_key > 1 OR s.on_id > 1),
+         WHERE s.on_entity > 1 OR s.on_key > 1 OR s.on_id > 1
+        UNION ALL
+        SELECT b.pos FROM b
+          JOIN (SELECT r.tenant_id, r.revert_of, min(r.pos) AS pos FROM b r
+                 WHERE r.revert_of IS NOT NULL GROUP BY 1, 2) r   -- a few per batch
+            ON r.tenant_id = b.tenant_id AND r.revert_of = b.action_id AND r.pos < b.pos),
     -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
     policed AS MATERIALIZED (
         SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
@@ -479,9 +487,11 @@ $$;
 -- ap_judge_batch takes are recorded by one set-based statement (the three
 -- inserts), but for an HTTP change that was not sent and that policy now
 -- lets through. Every other item goes, in batch order, through
--- ap_record_action. The two paths never share an entity, so per-entity order
--- holds; ap_record_batch is the only writer of entity_state, and both paths
--- take ap_check_change's advisory lock before reading it.
+-- ap_record_action, after them. An item that is set-based is the first of
+-- the batch on its entity, key and action id, so per-entity order holds and
+-- no item is recorded before one it depends on; ap_record_batch is the only
+-- writer of entity_state, and both paths take ap_check_change's advisory lock
+-- before reading it.
 CREATE FUNCTION ap_record_batch(items jsonb)
 RETURNS TABLE (ord integer, action_pk bigint, outcome text)
 LANGUAGE plpgsql AS $$
