@@ -298,6 +298,8 @@ BEGIN
           JOIN (SELECT r.tenant_id, r.revert_of, min(r.pos) AS pos FROM b r
                  WHERE r.revert_of IS NOT NULL GROUP BY 1, 2) r   -- a few per batch
             ON r.tenant_id = b.tenant_id AND r.revert_of = b.action_id AND r.pos < b.pos),
+    -- The kill switch and pauses: a few rows, read once per batch.
+    paused AS MATERIALIZED (SELECT k.scope, k.target FROM controls k),
     -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
     policed AS MATERIALIZED (
         SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
@@ -331,7 +333,7 @@ BEGIN
           LEFT JOIN LATERAL (SELECT p.reason, true AS found FROM protected_entities p
                               WHERE p.tenant_id = f.tenant_id AND p.subsystem = f.subsystem
                                 AND p.entity_id = f.entity_id LIMIT 1) pe ON true
-          LEFT JOIN LATERAL (SELECT k.scope, k.target FROM controls k
+          LEFT JOIN LATERAL (SELECT k.scope, k.target FROM paused k
                               WHERE k.scope = 'global'
                                  OR (k.scope = 'tenant' AND k.target = f.tenant_id)
                                  OR (k.scope = 'subsystem' AND k.target = f.subsystem)
