@@ -178,7 +178,7 @@ stack_down() {
 start_stack() {
   local base started=0
   for _ in 1 2 3 4 5; do
-    base=$((20000 + RANDOM % 30000))
+    base=$((20000 + RANDOM % 12000)) # below the ephemeral ports, as tests/integration/run.sh
     export AP_KAFKA_PORT=$base AP_KAFKA_CONTROLLER_PORT=$((base + 1)) \
       AP_REDIS_PORT=$((base + 2)) AP_PG_PORT=$((base + 3))
     STACK_UP=1

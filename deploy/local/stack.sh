@@ -46,13 +46,16 @@ for p in "$KAFKA_PORT" "$CTRL_PORT" "$REDIS_PORT" "$PG_PORT"; do
 done
 KAFKA_PORT=$((10#$KAFKA_PORT)) CTRL_PORT=$((10#$CTRL_PORT)) REDIS_PORT=$((10#$REDIS_PORT)) PG_PORT=$((10#$PG_PORT))
 
-# fail NAME WHAT LOG...: report a failed service with the tail of its logs, exit 1.
+# fail NAME WHAT LOG...: report a failed service with the first errors and the tail of its
+# logs, exit 1.
 fail() {
   local name=$1 what=$2 log
   shift 2
   msg "$name: $what; log: $*"
   for log in "$@"; do
     [[ -s $log ]] || continue
+    # The cause may be far above the tail (Kafka logs its whole shutdown after it).
+    grep -m 5 -E 'ERROR|FATAL' "$log" | sed 's/^/stack: ! /' >&2
     msg "--- tail of $log"
     tail -n 30 "$log" | sed 's/^/stack: | /' >&2
   done

@@ -14,10 +14,12 @@ export AP_STACK_DIR
 cleanup() { "$STACK" destroy >/dev/null 2>&1 || true; rm -rf "$AP_STACK_DIR"; }
 trap cleanup EXIT
 
-# Free ports of our own, so a developer's stack on the defaults is left alone.
+# Free ports of our own, so a developer's stack on the defaults is left alone;
+# below Linux's ephemeral ports (32768 and up), which a listener cannot bind
+# while an outgoing connection holds one.
 started=0
 for _ in 1 2 3 4 5; do
-  base=$((20000 + RANDOM % 30000))
+  base=$((20000 + RANDOM % 12000))
   export AP_KAFKA_PORT=$base AP_KAFKA_CONTROLLER_PORT=$((base + 1)) \
     AP_REDIS_PORT=$((base + 2)) AP_PG_PORT=$((base + 3))
   if "$STACK" up >"$AP_STACK_DIR/up.log" 2>&1; then started=1; break; fi
