@@ -10,8 +10,11 @@
  * day_cut (now_ms - hour_ms, now_ms - day_ms), then per item key, scope (""
  * exempt). Returns per item {0, wait_ms} owned, {1, ""} busy, {2, outcome}
  * done. A scope's tokens are one sorted set (member: the key, score: when it
- * was taken) over the day; a scope is read once per call. Redis gets ARGV
- * strings, not Lua numbers, which it would format with printf per call. */
+ * was taken) over the day; a scope is read once per call. Two commands per
+ * item in the common case: SET NX GET (Redis >= 7.0) claims or reads the
+ * holder, ZADD NX takes a token unless an earlier delivery took it. Redis
+ * gets ARGV strings, not Lua numbers, which it would format with printf per
+ * call. */
 static const char admit_lua[] =
     "local owner, lease, now_s = ARGV[1], ARGV[2], ARGV[3]\n"
     "local now = tonumber(now_s)\n"
@@ -35,24 +38,26 @@ static const char admit_lua[] =
     "for i = 10, #ARGV, 2 do\n"
     "  local key, scope = ARGV[i], ARGV[i + 1]\n"
     "  local ik = 'ap:idem:' .. key\n"
-    "  local held = redis.call('GET', ik)\n"
+    "  local held = redis.call('SET', ik, owner, 'NX', 'GET', 'PX', lease)\n"
     "  if held and held ~= owner then\n"
     "    if string.sub(held, 1, 5) == 'done:' then out[#out + 1] = {2, string.sub(held, 6)}\n"
     "    else out[#out + 1] = {1, ''} end\n"
     "  else\n"
-    "    redis.call('SET', ik, owner, 'PX', lease)\n"
+    "    if held then redis.call('SET', ik, owner, 'PX', lease) end\n"
     "    local wait, s = 0, scope ~= '' and scope_state(scope)\n"
     "    if s and s.open then\n"
     "      wait = -1\n"
-    "    elseif s and s.day and not redis.call('ZSCORE', s.z, key) then\n"
-    "      if hourly > 0 and s.hour >= hourly then\n"
-    "        wait = tonumber(redis.call('ZRANGEBYSCORE', s.z, '(' .. hour_cut, '+inf',\n"
-    "                                   'WITHSCORES', 'LIMIT', 0, 1)[2]) + hour_ms - now\n"
-    "      elseif daily > 0 and s.day >= daily then\n"
-    "        wait = tonumber(redis.call('ZRANGE', s.z, 0, 0, 'WITHSCORES')[2]) + day_ms - now\n"
-    "      else\n"
-    "        redis.call('ZADD', s.z, now_s, key)\n"
+    "    elseif s and s.day then\n"
+    "      local room = (hourly <= 0 or s.hour < hourly) and (daily <= 0 or s.day < daily)\n"
+    "      if room and redis.call('ZADD', s.z, 'NX', now_s, key) == 1 then\n"
     "        s.hour, s.day, s.taken = s.hour + 1, s.day + 1, true\n"
+    "      elseif not room and not redis.call('ZSCORE', s.z, key) then\n"
+    "        if hourly > 0 and s.hour >= hourly then\n"
+    "          wait = tonumber(redis.call('ZRANGEBYSCORE', s.z, '(' .. hour_cut, '+inf',\n"
+    "                                     'WITHSCORES', 'LIMIT', 0, 1)[2]) + hour_ms - now\n"
+    "        else\n"
+    "          wait = tonumber(redis.call('ZRANGE', s.z, 0, 0, 'WITHSCORES')[2]) + day_ms - now\n"
+    "        end\n"
     "      end\n"
     "    end\n"
     "    out[#out + 1] = {0, wait}\n"
