@@ -8,9 +8,12 @@
 
 /* ARGV: owner, lease_ms, now_ms, hourly, hour_ms, daily, day_ms, hour_cut,
  * day_cut (now_ms - hour_ms, now_ms - day_ms), then per item key, scope (""
- * exempt). Returns per item {0, wait_ms} owned, {1, ""} busy, {2, outcome}
- * done. A scope's tokens are one sorted set (member: the key, score: when it
- * was taken) over the day; a scope is read once per call. Two commands per
+ * exempt). Returns per item two elements, one flat array: 0, wait_ms owned;
+ * 1, "" busy; 2, outcome done. A scope's tokens are one sorted set (member: the key, score: when it
+ * was taken) over the day; a scope is read once per call. The set's size
+ * bounds both counts: they are counted, and the set trimmed to the day, only
+ * when that bound reaches a limit or 1,024 (which bounds what a scope far
+ * under its limits keeps of earlier days). Two commands per
  * item in the common case: SET NX GET (Redis >= 7.0) claims or reads the
  * holder, ZADD NX takes a token unless an earlier delivery took it. Redis
  * gets ARGV strings, not Lua numbers, which it would format with printf per
@@ -22,36 +25,47 @@ static const char admit_lua[] =
     "local daily, day_ms = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
     "local hour_cut, day_cut = ARGV[8], ARGV[9]\n"
     "local out, scopes = {}, {}\n"
+    "local function count(s)\n"
+    "  if s.exact then return end\n"
+    "  redis.call('ZREMRANGEBYSCORE', s.z, '-inf', day_cut)\n"
+    "  s.day = redis.call('ZCARD', s.z)\n"
+    "  s.hour = redis.call('ZCOUNT', s.z, '(' .. hour_cut, '+inf')\n"
+    "  s.exact = true\n"
+    "end\n"
+    "local function room(s)\n"
+    "  return (hourly <= 0 or s.hour < hourly) and (daily <= 0 or s.day < daily)\n"
+    "end\n"
     "local function scope_state(scope)\n"
     "  local s = scopes[scope]\n"
     "  if s then return s end\n"
     "  s = {z = 'ap:rate:' .. scope}\n"
     "  s.open = redis.call('EXISTS', 'ap:breaker:open:' .. scope) == 1\n"
     "  if not s.open and (hourly > 0 or daily > 0) then\n"
-    "    redis.call('ZREMRANGEBYSCORE', s.z, '-inf', day_cut)\n"
     "    s.day = redis.call('ZCARD', s.z)\n"
-    "    s.hour = redis.call('ZCOUNT', s.z, '(' .. hour_cut, '+inf')\n"
+    "    s.hour = s.day\n"
+    "    if s.day >= 1024 then count(s) end\n"
     "  end\n"
     "  scopes[scope] = s\n"
     "  return s\n"
     "end\n"
     "for i = 10, #ARGV, 2 do\n"
     "  local key, scope = ARGV[i], ARGV[i + 1]\n"
-    "  local ik = 'ap:idem:' .. key\n"
+    "  local ik, n = 'ap:idem:' .. key, i - 9\n"
     "  local held = redis.call('SET', ik, owner, 'NX', 'GET', 'PX', lease)\n"
     "  if held and held ~= owner then\n"
-    "    if string.sub(held, 1, 5) == 'done:' then out[#out + 1] = {2, string.sub(held, 6)}\n"
-    "    else out[#out + 1] = {1, ''} end\n"
+    "    if string.sub(held, 1, 5) == 'done:' then out[n], out[n + 1] = 2, string.sub(held, 6)\n"
+    "    else out[n], out[n + 1] = 1, '' end\n"
     "  else\n"
     "    if held then redis.call('SET', ik, owner, 'PX', lease) end\n"
     "    local wait, s = 0, scope ~= '' and scope_state(scope)\n"
     "    if s and s.open then\n"
     "      wait = -1\n"
     "    elseif s and s.day then\n"
-    "      local room = (hourly <= 0 or s.hour < hourly) and (daily <= 0 or s.day < daily)\n"
-    "      if room and redis.call('ZADD', s.z, 'NX', now_s, key) == 1 then\n"
+    "      if not room(s) then count(s) end\n"
+    "      local free = room(s)\n"
+    "      if free and redis.call('ZADD', s.z, 'NX', now_s, key) == 1 then\n"
     "        s.hour, s.day, s.taken = s.hour + 1, s.day + 1, true\n"
-    "      elseif not room and not redis.call('ZSCORE', s.z, key) then\n"
+    "      elseif not free and not redis.call('ZSCORE', s.z, key) then\n"
     "        if hourly > 0 and s.hour >= hourly then\n"
     "          wait = tonumber(redis.call('ZRANGEBYSCORE', s.z, '(' .. hour_cut, '+inf',\n"
     "                                     'WITHSCORES', 'LIMIT', 0, 1)[2]) + hour_ms - now\n"
@@ -60,7 +74,7 @@ static const char admit_lua[] =
     "        end\n"
     "      end\n"
     "    end\n"
-    "    out[#out + 1] = {0, wait}\n"
+    "    out[n], out[n + 1] = 0, wait\n"
     "  end\n"
     "end\n"
     "for _, s in pairs(scopes) do\n"
@@ -286,19 +300,19 @@ ap_status ap_claims_take(ap_claims *c, ap_guard_item *items, int n, char *err, s
 
     redisReply *r = NULL;
     if (redisGetReply(c->redis, (void **)&r) != REDIS_OK || r->type != REDIS_REPLY_ARRAY ||
-        r->elements != (size_t)n) {
+        r->elements != 2 * (size_t)n) {
         st = claims_broken(c, r, err, errsz, "claim");
         freeReplyObject(r);
         return st;
     }
     for (int i = 0; i < n; i++) {
-        const redisReply *e = r->element[i];
-        long kind = e->element[0]->integer;
+        redisReply **e = &r->element[2 * i];
+        long kind = e[0]->integer;
         items[i].claim = kind == 0 ? AP_CLAIM_OWNED : kind == 1 ? AP_CLAIM_BUSY : AP_CLAIM_DONE;
-        items[i].wait_ms = kind == 0 ? (long)e->element[1]->integer : 0;
+        items[i].wait_ms = kind == 0 ? (long)e[1]->integer : 0;
         items[i].outcome[0] = '\0';
         if (kind == 2)
-            snprintf(items[i].outcome, sizeof items[i].outcome, "%s", e->element[1]->str);
+            snprintf(items[i].outcome, sizeof items[i].outcome, "%s", e[1]->str);
     }
     freeReplyObject(r);
     return AP_OK;
