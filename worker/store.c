@@ -4,9 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct text_buf {
+    char *s;
+    size_t len, cap;
+} text_buf;
+
 struct ap_store {
     PGconn *pg;
     char *dsn;
+    text_buf batch; /* the last batch's text: kept, so that each batch does not
+                       free and grow a buffer this large again */
 };
 
 static ap_status store_connect(ap_store *s, char *err, size_t errsz) {
@@ -37,11 +44,6 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz) {
     return s;
 }
 
-typedef struct text_buf {
-    char *s;
-    size_t len, cap;
-} text_buf;
-
 /* A json_dump_callback_t: appends to a text_buf. */
 static int text_append(const char *part, size_t n, void *data) {
     text_buf *b = data;
@@ -60,27 +62,23 @@ static int text_append(const char *part, size_t n, void *data) {
     return 0;
 }
 
-/* items as one JSON array, payloads[k] spliced into items[k] (an object with
- * members) as its "payload". NULL when out of memory. */
-static char *batch_text(const json_t *items, const ap_store_text *payloads) {
-    text_buf b = {0};
+/* Writes into b items as one JSON array, payloads[k] spliced into items[k] (an
+ * object with members) as its "payload". -1 when out of memory. */
+static int batch_text(text_buf *b, const json_t *items, const ap_store_text *payloads) {
     size_t k;
     json_t *item;
-    int failed = text_append("[", 1, &b);
+    b->len = 0;
+    int failed = text_append("[", 1, b);
     json_array_foreach(items, k, item) {
-        failed = failed || (k && text_append(",", 1, &b)) ||
-                 json_dump_callback(item, text_append, &b, JSON_COMPACT);
+        failed = failed || (k && text_append(",", 1, b)) ||
+                 json_dump_callback(item, text_append, b, JSON_COMPACT);
         if (failed)
             break;
-        b.len--; /* the closing brace: one more member */
-        failed = text_append(",\"payload\":", 11, &b) ||
-                 text_append(payloads[k].json, payloads[k].len, &b) || text_append("}", 1, &b);
+        b->len--; /* the closing brace: one more member */
+        failed = text_append(",\"payload\":", 11, b) ||
+                 text_append(payloads[k].json, payloads[k].len, b) || text_append("}", 1, b);
     }
-    if (failed || text_append("]", 2, &b)) { /* with the NUL */
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return failed || text_append("]", 2, b) ? -1 : 0; /* with the NUL */
 }
 
 ap_status ap_store_record(ap_store *s, const json_t *items, const ap_store_text *payloads,
@@ -88,13 +86,11 @@ ap_status ap_store_record(ap_store *s, const json_t *items, const ap_store_text 
     ap_status st = store_connect(s, err, errsz);
     if (st)
         return st;
-    char *text = batch_text(items, payloads);
-    if (!text)
+    if (batch_text(&s->batch, items, payloads))
         return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
-    const char *params[1] = {text};
+    const char *params[1] = {s->batch.s};
     PGresult *res = PQexecParams(s->pg, "SELECT ord, outcome FROM ap_record_batch($1::jsonb)", 1,
                                  NULL, params, NULL, NULL, 0);
-    free(text);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = ap_fail(AP_ERR_PG, err, errsz, "recording the batch failed: %s",
                      PQresultErrorMessage(res));
@@ -131,18 +127,15 @@ static json_t *query_json(ap_store *s, const char *sql, int nparams, const char 
 
 json_t *ap_store_prepare(ap_store *s, const json_t *items, const ap_store_text *payloads, char *err,
                          size_t errsz) {
-    char *text = batch_text(items, payloads);
-    if (!text) {
+    if (batch_text(&s->batch, items, payloads)) {
         ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         return NULL;
     }
-    const char *params[1] = {text};
-    json_t *rows = query_json(s,
-                              "SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord), '[]') "
-                              "FROM ap_prepare_batch($1::jsonb) p",
-                              1, params, "preparing live requests", err, errsz);
-    free(text);
-    return rows;
+    const char *params[1] = {s->batch.s};
+    return query_json(s,
+                      "SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.ord), '[]') "
+                      "FROM ap_prepare_batch($1::jsonb) p",
+                      1, params, "preparing live requests", err, errsz);
 }
 
 json_t *ap_store_take_due(ap_store *s, int n, int lease_s, char *err, size_t errsz) {
@@ -192,5 +185,6 @@ void ap_store_free(ap_store *s) {
         return;
     PQfinish(s->pg);
     free(s->dsn);
+    free(s->batch.s);
     free(s);
 }
