@@ -510,9 +510,9 @@ BEGIN
         SELECT d.*, nextval('actions_id_seq') AS pk FROM ap_judge_batch(items) d
          WHERE NOT (d.target = 'http' AND NOT d.live AND d.checked)
            AND NOT (d.status = 'executed' AND d.recorded = 'rejected'
-                    AND EXISTS (SELECT 1 FROM actions a
-                                 WHERE a.idempotency_key = d.idempotency_key
-                                   AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')))
+                    AND (SELECT a.id FROM actions a
+                          WHERE a.idempotency_key = d.idempotency_key
+                            AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) IS NOT NULL)
          ORDER BY d.pos),   -- ids in batch order, as the general path gives them
     inserted AS (
         INSERT INTO actions (id, action_id, tenant_id, subsystem, action_type, entity_id,
