@@ -8,16 +8,16 @@
 
 /* ARGV: owner, lease_ms, now_ms, hourly, hour_ms, daily, day_ms, hour_cut,
  * day_cut (now_ms - hour_ms, now_ms - day_ms), then per item key, scope (""
- * exempt). Returns per item two elements, one flat array: 0, wait_ms owned;
- * 1, "" busy; 2, outcome done. A scope's tokens are one sorted set (member: the key, score: when it
- * was taken) over the day; a scope is read once per call. The set's size
- * bounds both counts: they are counted, and the set trimmed to the day, only
- * when that bound reaches a limit or 1,024 (which bounds what a scope far
- * under its limits keeps of earlier days). Two commands per
- * item in the common case: SET NX GET (Redis >= 7.0) claims or reads the
- * holder, ZADD NX takes a token unless an earlier delivery took it. Redis
- * gets ARGV strings, not Lua numbers, which it would format with printf per
- * call. */
+ * exempt). Returns two elements per item, in one flat array: 0, wait_ms
+ * owned; 1, "" busy; 2, outcome done. A scope's tokens are one sorted set
+ * (member: the key, score: when it was taken) over the day; a scope is read
+ * once per call. The set's size bounds both counts: they are counted, and
+ * the set trimmed to the day, only when that bound reaches a limit or 1,024
+ * (which bounds what a scope far under its limits keeps of earlier days).
+ * Two commands per item in the common case: SET NX GET (Redis >= 7.0)
+ * claims or reads the holder, ZADD NX takes a token unless an earlier
+ * delivery took it. Redis gets ARGV strings, not Lua numbers, which it would
+ * format with printf per call. */
 static const char admit_lua[] =
     "local owner, lease, now_s = ARGV[1], ARGV[2], ARGV[3]\n"
     "local now = tonumber(now_s)\n"

@@ -510,6 +510,7 @@ BEGIN
         SELECT d.*, nextval('actions_id_seq') AS pk FROM ap_judge_batch(items) d
          WHERE NOT (d.target = 'http' AND NOT d.live AND d.checked)
            AND NOT (d.status = 'executed' AND d.recorded = 'rejected'
+                    -- not EXISTS: that may be planned as a hash of the whole table
                     AND (SELECT a.id FROM actions a
                           WHERE a.idempotency_key = d.idempotency_key
                             AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) IS NOT NULL)
