@@ -157,6 +157,7 @@ def targets(modes):
 def table(modes, tgts, ratio):
     cols = [("mode", "<8", lambda m: m["mode"]),
             ("actions", ">9", lambda m: f"{m['actions']:,}"),
+            ("workers", ">7", lambda m: str(m["workers"])),
             ("batch", ">5", lambda m: str(m["batch_size"])),
             ("offered/s", ">9", lambda m: fmt(m["offered_rate"])),
             ("actions/s", ">9", lambda m: fmt(m["throughput_per_s"])),

@@ -27,10 +27,12 @@
 #                 request after BENCH_HTTP_DELAY_MS (5) ms, over --http-actions
 #                 (BENCH_HTTP_N, 100,000), each worker with up to
 #                 BENCH_HTTP_IN_FLIGHT (256) requests at once (the worker's
-#                 --http-max-in-flight; its default, 64, suits a remote platform)
+#                 --http-max-in-flight; its default, 64, suits a remote platform),
+#                 --http-workers K (3: they wait on the endpoint, a third
+#                 uses the CPU those waits leave idle)
 #
 # Usage: bench/run.sh [--actions N] [--naive-actions N] [--rate R] [--duration S]
-#                     [--http-actions N] [--workers K] [--full]
+#                     [--http-actions N] [--workers K] [--http-workers K] [--full]
 #                     [--modes batched,naive,latency,http]
 #                     [--profile] [--sql FILE] [--keep] [--help]
 #   --full      the issue's 1,000,000 actions in the batched mode
@@ -43,7 +45,7 @@
 #               change to the SQL before it lands (BENCH_SQL)
 #   --keep      keep the work folder (generated actions, logs) for inspection
 # Environment: BENCH_N, BENCH_NAIVE_N, BENCH_RATE, BENCH_DURATION, BENCH_WORKERS,
-# BENCH_MODES, BENCH_LINGER_MS (the load generator's linger.ms, 20 as
+# BENCH_HTTP_WORKERS, BENCH_MODES, BENCH_LINGER_MS (the load generator's linger.ms, 20 as
 # actionpool-producer), BENCH_TENANTS (500), BENCH_ENTITIES (2,000 per tenant and
 # subsystem), BENCH_SEED (1), BENCH_SETTLE_S (10), BENCH_STALL_S (60: a run
 # that records nothing for that long fails), BENCH_RESULTS (bench/results),
@@ -71,6 +73,7 @@ HTTP_IN_FLIGHT=${BENCH_HTTP_IN_FLIGHT:-256}
 RATE=${BENCH_RATE:-5000}
 DURATION=${BENCH_DURATION:-30}
 WORKERS=${BENCH_WORKERS:-2}
+HTTP_WORKERS=${BENCH_HTTP_WORKERS:-3}
 MODES=${BENCH_MODES:-batched,naive,latency,http}
 TENANTS=${BENCH_TENANTS:-500}
 ENTITIES=${BENCH_ENTITIES:-2000}
@@ -100,6 +103,7 @@ while (($#)); do
     --rate) RATE=${2:?}; shift ;;
     --duration) DURATION=${2:?}; shift ;;
     --workers) WORKERS=${2:?}; shift ;;
+    --http-workers) HTTP_WORKERS=${2:?}; shift ;;
     --modes) MODES=${2:?}; shift ;;
     --full) N=1000000 ;;
     --profile) PROFILE=1 ;;
@@ -110,7 +114,7 @@ while (($#)); do
   esac
   shift
 done
-for v in N NAIVE_N HTTP_N HTTP_DELAY_MS RATE DURATION WORKERS TENANTS ENTITIES SEED STALL_S; do
+for v in N NAIVE_N HTTP_N HTTP_DELAY_MS RATE DURATION WORKERS HTTP_WORKERS TENANTS ENTITIES SEED STALL_S; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { say "$v must be a positive integer, got '${!v}'"; exit 2; }
 done
 [[ -z $SQL_EXTRA || -r $SQL_EXTRA ]] || { say "--sql: cannot read '$SQL_EXTRA'"; exit 2; }
@@ -367,10 +371,10 @@ warm_up() {
     done
     seen=$(sql "select count(distinct e.worker_id) from executions e join actions a on a.id = e.action_pk
                 where a.action_id like 'warm$round-%'")
-    ((seen >= WORKERS)) && return 0
+    ((seen >= MODE_WORKERS)) && return 0
     sleep 1
   done
-  fail_mode "after 10 warm-up rounds only $seen of $WORKERS workers commit batches"
+  fail_mode "after 10 warm-up rounds only $seen of $MODE_WORKERS workers commit batches"
 }
 
 # http_target_start: the loopback endpoint, and a connector file routing every
@@ -413,7 +417,9 @@ run_mode() {
   local count=$2 batch=$3 rate=$4 settle=${5:-0} k pid base since est est_prev last_move t0
   local next_progress exact
   local batch_ms=${ACTIONPOOL_BATCH_MS:-50} hwm=() exits=() perf_out=''
-  say "$MODE: $count actions, $WORKERS workers, batch size $batch$( ((rate)) && echo ", offered $rate/s")"
+  MODE_WORKERS=$WORKERS
+  [[ $MODE != http ]] || MODE_WORKERS=$HTTP_WORKERS
+  say "$MODE: $count actions, $MODE_WORKERS workers, batch size $batch$( ((rate)) && echo ", offered $rate/s")"
   stack_up
 
   export ACTIONPOOL_PG_DSN="host=127.0.0.1 port=$AP_PG_PORT dbname=bench_$MODE user=actionpool"
@@ -446,7 +452,7 @@ run_mode() {
   fi
   local -a worker_flags=(--batch-size "$batch")
   [[ $MODE != http ]] || worker_flags+=(--http-max-in-flight "$HTTP_IN_FLIGHT")
-  for ((k = 1; k <= WORKERS; k++)); do
+  for ((k = 1; k <= MODE_WORKERS; k++)); do
     ACTIONPOOL_WORKER_ID=bench-$MODE-$k "$BIN/actionpool-worker" "${worker_flags[@]}" \
       2>"$WORK/$MODE-worker-$k.log" &
     WORKER_PIDS+=($!)
@@ -577,7 +583,7 @@ run_mode() {
     >"$WORK/$MODE.db.json" ||
     fail_mode "the Postgres figures could not be read"
 
-  jq -n --arg mode "$MODE" --argjson workers "$WORKERS" --argjson batch "$batch" \
+  jq -n --arg mode "$MODE" --argjson workers "$MODE_WORKERS" --argjson batch "$batch" \
     --argjson batch_ms "$batch_ms" --argjson rate "$rate" --argjson clk "$CLK_TCK" \
     --argjson cpus "$CPUS" \
     --slurpfile gen "$WORK/$MODE.gen.json" --slurpfile lg "$WORK/$MODE.jsonl.loadgen.json" \
@@ -647,7 +653,7 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$commit" --arg b
   --argjson n "$N" --argjson naive_n "$NAIVE_N" --argjson http_n "$HTTP_N" \
   --argjson http_delay "$HTTP_DELAY_MS" --argjson http_in_flight "$HTTP_IN_FLIGHT" \
   --argjson rate "$RATE" --argjson duration "$DURATION" \
-  --arg sql "${SQL_EXTRA#"$REPO"/}" --argjson settle "$SETTLE_S" --argjson workers "$WORKERS" --argjson tenants "$TENANTS" --argjson entities "$ENTITIES" \
+  --arg sql "${SQL_EXTRA#"$REPO"/}" --argjson settle "$SETTLE_S" --argjson workers "$WORKERS" --argjson http_workers "$HTTP_WORKERS" --argjson tenants "$TENANTS" --argjson entities "$ENTITIES" \
   '{date: $date, commit: $commit, binaries: $bin,
     machine: {cpu: $cpu, cpus: $cpus, memory: $mem, kernel: $kernel, os: $os,
               colocated: "workers, Kafka 3.9.1, Redis, Postgres and the load generator on one host"},
@@ -656,6 +662,6 @@ jq -n --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$commit" --arg b
                http_delay_ms: $http_delay, http_in_flight: $http_in_flight, rate: $rate,
                duration_s: $duration,
                settle_s: $settle, extra_sql: (if $sql == "" then null else $sql end),
-               workers: $workers, tenants: $tenants, entities_per_tenant_subsystem: $entities,
+               workers: $workers, http_workers: $http_workers, tenants: $tenants, entities_per_tenant_subsystem: $entities,
                duplicates: 0.01, invalid: 0.01}}' >"$WORK/meta.json" || die "cannot write meta.json"
 python3 "$HERE/report.py" final --meta "$WORK/meta.json" --out "$RESULTS/$STAMP.json" "${raws[@]}"
