@@ -44,12 +44,13 @@
 #               role actionpool), e.g. a new ap_record_batch, to measure a
 #               change to the SQL before it lands (BENCH_SQL)
 #   --keep      keep the work folder (generated actions, logs) for inspection
-# Environment: BENCH_N, BENCH_NAIVE_N, BENCH_RATE, BENCH_DURATION, BENCH_WORKERS,
-# BENCH_HTTP_WORKERS, BENCH_MODES, BENCH_LINGER_MS (the load generator's linger.ms, 20 as
-# actionpool-producer), BENCH_TENANTS (500), BENCH_ENTITIES (2,000 per tenant and
-# subsystem), BENCH_SEED (1), BENCH_SETTLE_S (10), BENCH_STALL_S (60: a run
-# that records nothing for that long fails), BENCH_RESULTS (bench/results),
-# AP_BIN (bin/). Every ACTIONPOOL_* variable reaches the workers, e.g.
+# Environment: BENCH_N, BENCH_NAIVE_N, BENCH_RATE, BENCH_DURATION,
+# BENCH_WORKERS, BENCH_HTTP_WORKERS, BENCH_MODES, BENCH_LINGER_MS (the load
+# generator's linger.ms, 20 as actionpool-producer), BENCH_TENANTS (500),
+# BENCH_ENTITIES (2,000 per tenant and subsystem), BENCH_SEED (1),
+# BENCH_SETTLE_S (10), BENCH_STALL_S (60: a run that records nothing for that
+# long fails), BENCH_RESULTS (bench/results), AP_BIN (bin/). Every ACTIONPOOL_*
+# variable reaches the workers, e.g.
 # ACTIONPOOL_KAFKA_QUEUED_MAX_MESSAGES_KBYTES=1024 tries a consumer setting.
 # Results: a table on stdout, bench/results/<UTC stamp>.json.
 # Exit: 0 done (the table says which targets were missed, and warns if the
