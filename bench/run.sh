@@ -34,7 +34,7 @@
 # Usage: bench/run.sh [--actions N] [--naive-actions N] [--rate R] [--duration S]
 #                     [--http-actions N] [--workers K] [--http-workers K] [--full]
 #                     [--modes batched,naive,latency,http]
-#                     [--profile] [--sql FILE] [--keep] [--help]
+#                     [--profile] [--sql FILE] [--capture] [--keep] [--help]
 #   --full      the issue's 1,000,000 actions in the batched mode
 #   --profile   perf record -a (cpu-clock) during each measured phase, summed
 #               by part (workers, postgres, kafka, redis, loadgen, other) and
@@ -43,6 +43,10 @@
 #   --sql FILE  run FILE in each mode's database after the migrations (as the
 #               role actionpool), e.g. a new ap_record_batch, to measure a
 #               change to the SQL before it lands (BENCH_SQL)
+#   --capture   keep every batch the workers send to ap_record_batch:
+#               bench/results/<stamp>-<mode>-batches.txt, one JSON array a line,
+#               for bench/replay.sh (the copy costs Postgres time: a capturing
+#               run's figures are not comparable with others)
 #   --keep      keep the work folder (generated actions, logs) for inspection
 # Environment: BENCH_N, BENCH_NAIVE_N, BENCH_RATE, BENCH_DURATION,
 # BENCH_WORKERS, BENCH_HTTP_WORKERS, BENCH_MODES, BENCH_LINGER_MS (the load
@@ -89,6 +93,7 @@ PROGRESS_S=5
 PERF_HZ=499
 LINGER_MS=${BENCH_LINGER_MS:-20}
 PROFILE=0
+CAPTURE=0
 KEEP=0
 SQL_EXTRA=${BENCH_SQL:-}
 
@@ -109,6 +114,7 @@ while (($#)); do
     --full) N=1000000 ;;
     --profile) PROFILE=1 ;;
     --sql) SQL_EXTRA=${2:?}; shift ;;
+    --capture) CAPTURE=1 ;;
     --keep) KEEP=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -437,6 +443,7 @@ run_mode() {
     sql_file "$SQL_EXTRA" >>"$WORK/$MODE.migrate.log" 2>&1 ||
       { tail -n 20 "$WORK/$MODE.migrate.log" >&2; die "$MODE: $SQL_EXTRA failed"; }
   fi
+  ((CAPTURE == 0)) || capture_start
 
   python3 "$GEN" --count "$count" --seed "$SEED" --prefix "$MODE" --realistic \
     --tenants "$TENANTS" --entities "$ENTITIES" --duplicates "$DUPLICATES" --invalid "$INVALID" \
@@ -601,7 +608,26 @@ run_mode() {
     >"$WORK/$MODE.raw.json" || die "cannot assemble $MODE.raw.json"
   say "$(python3 "$HERE/report.py" mode "$WORK/$MODE.raw.json")"
   [[ -z $perf_out ]] || profile_report "$perf_out" "${groups[@]}"
+  ((CAPTURE == 0)) || capture_save
   stack_down
+}
+
+# capture_start: ap_record_batch wrapped, so that each batch is kept as sent.
+capture_start() {
+  sql "create table captured (seq bigserial primary key, items text not null);
+       alter function ap_record_batch(jsonb) rename to ap_record_batch_uncaptured;
+       create function ap_record_batch(items jsonb)
+       returns table (ord integer, action_pk bigint, outcome text) language sql as \$\$
+           insert into captured (items) values (items::text);
+           select * from ap_record_batch_uncaptured(items);
+       \$\$" >/dev/null || die "$MODE: cannot wrap ap_record_batch for --capture"
+}
+capture_save() {
+  local out=$RESULTS/$STAMP-$MODE-batches.txt
+  # psql's own output, not COPY's: the file holds the JSON as it is, no escapes
+  "$PGBIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -v FETCH_COUNT=100 "$ACTIONPOOL_PG_DSN" -o "$out" \
+    -c 'select items from captured order by seq' || die "$MODE: cannot save the captured batches"
+  say "$MODE: $(wc -l <"$out") batches captured: $out"
 }
 
 # profile_report PERF_DATA --group NAME=PIDS...: where the CPU of the mode's
