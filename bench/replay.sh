@@ -60,6 +60,7 @@ for v in REPEAT ${LIMIT:+LIMIT}; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { say "${v/LIMIT/--batches} must be a positive integer"; exit 2; }
 done
 [[ -x $BIN/actionpool-ctl ]] || die "$BIN/actionpool-ctl not found: build first (make all)"
+command -v python3 >/dev/null || die "python3 not found"
 
 "$STACK" up >/dev/null || die "cannot start the local stack"
 PG_PORT=${AP_PG_PORT:-5432}
@@ -161,12 +162,13 @@ for ((round = 1; round <= REPEAT; round++)); do
   done
 done
 
+# best VALUES / median VALUES: of a space-separated list (the median: the lower middle one).
+best() { tr ' ' '\n' <<<"$1" | grep . | sort -g | head -n 1; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
 printf '\n%-40s %12s %12s %12s %10s\n' variant 'CPU µs best' 'CPU median' 'wall median' 'WAL B'
 for v in "${VARIANTS[@]}" $( ((FLOOR)) && echo floor); do
-  printf '%-40s %12s %12s %12s %10s\n' "$(basename "$v")" \
-    "$(tr ' ' '\n' <<<"${CPU[$v]}" | grep . | sort -g | head -n 1)" \
-    "$(tr ' ' '\n' <<<"${CPU[$v]}" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
-    "$(tr ' ' '\n' <<<"${WALL[$v]}" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
-    "${WAL[$v]}"
+  printf '%-40s %12s %12s %12s %10s\n' "$(basename "$v")" "$(best "${CPU[$v]}")" \
+    "$(median "${CPU[$v]}")" "$(median "${WALL[$v]}")" "${WAL[$v]}"
 done
 printf '(%d items; µs per item of one backend; --floor: per item of the replay, its rows COPYed)\n' "$ITEMS"
