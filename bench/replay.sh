@@ -131,19 +131,19 @@ SQL
 # received_at, its transaction's now()), COPYed into a fresh database.
 floor() {
   local k=0 at
-  mkdir -p "$WORK/floor" && rm -f "$WORK"/floor/* && : >"$WORK/copy.sql" || return 1
+  mkdir -p "$WORK/floor" && rm -f "$WORK"/floor/* || return 1
   pg actionpool replay_run -c 'create index on actions (received_at)' >/dev/null || return 1
   while read -r at; do
     k=$((k + 1))
-    pg actionpool replay_run \
-      -c "\\copy (select * from actions where received_at = '$at' order by id) to '$WORK/floor/a$k'" \
-      -c "\\copy (select x.* from executions x join actions a on a.id = x.action_pk where a.received_at = '$at' order by x.id) to '$WORK/floor/x$k'" \
-      -c "\\copy (select s.* from entity_state s join actions a on a.id = s.set_by_action where a.received_at = '$at') to '$WORK/floor/s$k'" ||
-      return 1
+    echo "\\copy (select * from actions where received_at = '$at' order by id) to '$WORK/floor/a$k'"
+    echo "\\copy (select x.* from executions x join actions a on a.id = x.action_pk where a.received_at = '$at' order by x.id) to '$WORK/floor/x$k'"
+    echo "\\copy (select s.* from entity_state s join actions a on a.id = s.set_by_action where a.received_at = '$at') to '$WORK/floor/s$k'"
     printf 'begin;\n\\copy actions from %s\n\\copy executions from %s\n\\copy entity_state from %s\ncommit;\n' \
-      "$WORK/floor/a$k" "$WORK/floor/x$k" "$WORK/floor/s$k" >>"$WORK/copy.sql"
-  done < <(pg actionpool replay_run -A -t -c 'select distinct received_at from actions order by 1')
-  fresh_db replay_floor && timed replay_floor "$WORK/copy.sql"
+      "$WORK/floor/a$k" "$WORK/floor/x$k" "$WORK/floor/s$k" >>"$WORK/floor/copy.sql"
+  done < <(pg actionpool replay_run -A -t -c 'select distinct received_at from actions order by 1') \
+    >"$WORK/floor/export.sql"
+  pg actionpool replay_run -f "$WORK/floor/export.sql" >/dev/null &&
+    fresh_db replay_floor && timed replay_floor "$WORK/floor/copy.sql"
 }
 
 declare -A CPU WALL WAL
