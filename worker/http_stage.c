@@ -5,7 +5,7 @@
 
 #include "log.h"
 
-/* The "http" member of an item: what was sent and what came back. */
+/* A record's http member: what was sent and what came back. */
 static json_t *http_member(const ap_http_result *r) {
     json_t *h = json_pack("{s:O?, s:O?, s:I}", "request", r->request, "response", r->response,
                           "duration_ms", (json_int_t)r->duration_ms);
@@ -36,49 +36,43 @@ static json_t *dry_run_member(const ap_connector *c, const ap_action *a, const j
 }
 
 ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
-                            ap_http_executor *executor, ap_http_job *jobs, int n, char *err,
+                            ap_http_executor *executor, ap_record *const *recs, int n, char *err,
                             size_t errsz) {
     ap_status st = AP_OK;
-    json_t *items = json_array(), *prepared = NULL;
+    json_t *prepared = NULL;
     ap_http_request *reqs = calloc((size_t)n, sizeof *reqs);
     ap_http_result *results = calloc((size_t)n, sizeof *results);
     int *sent = calloc((size_t)n, sizeof *sent), nsent = 0;
-    ap_store_text *payloads = calloc((size_t)n, sizeof *payloads);
-    if (!items || !reqs || !results || !sent || !payloads) {
+    if (!reqs || !results || !sent) {
         st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         goto out;
     }
-    for (int i = 0; i < n; i++) {
-        json_object_set_new(jobs[i].item, "target", json_string("http"));
-        json_t *copy = json_copy(jobs[i].item);
-        json_object_set_new(copy, "ord", json_integer(i));
-        json_array_append_new(items, copy);
-        payloads[i] = (ap_store_text){jobs[i].action->text, jobs[i].action->text_len};
-    }
-    if (!(prepared = ap_store_prepare(store, items, payloads, err, errsz))) {
+    for (int i = 0; i < n; i++)
+        recs[i]->target = "http";
+    if (!(prepared = ap_store_prepare(store, recs, n, err, errsz))) {
         st = AP_ERR_PG;
         goto out;
     }
 
     for (int i = 0; i < n; i++) {
-        json_t *p = json_array_get(prepared, (size_t)i), *item = jobs[i].item;
+        json_t *p = json_array_get(prepared, (size_t)i);
+        ap_record *r = recs[i];
         if (json_is_string(json_object_get(p, "known")))
             continue; /* not to be sent: recorded before, a duplicate, or held by policy */
-        json_object_set_new(
-            item, "prepared",
+        r->prepared =
             json_pack("{s:O, s:O, s:O, s:O, s:O}", "field", json_object_get(p, "field"), "value",
                       json_object_get(p, "value"), "failure", json_object_get(p, "failure"), "why",
-                      json_object_get(p, "why"), "output", json_object_get(p, "output")));
+                      json_object_get(p, "why"), "output", json_object_get(p, "output"));
         if (json_is_string(json_object_get(p, "failure"))) {
-            json_object_set_new(item, "status", json_string("rejected"));
+            r->status = "rejected";
             continue;
         }
         const json_t *value = json_object_get(p, "value");
-        if (!strcmp(json_string_value(json_object_get(item, "status")), "dry_run")) {
-            json_object_set_new(item, "http", dry_run_member(connector, jobs[i].action, value));
+        if (!strcmp(r->status, "dry_run")) {
+            r->http = dry_run_member(connector, r->action, value);
             continue;
         }
-        reqs[nsent].action = jobs[i].action;
+        reqs[nsent].action = r->action;
         reqs[nsent].value = value;
         sent[nsent++] = i;
     }
@@ -86,30 +80,28 @@ ap_status ap_http_stage_run(ap_store *store, const ap_connector *connector,
     if (nsent && (st = ap_http_execute(executor, reqs, nsent, results, err, errsz)))
         goto out;
     for (int k = 0; k < nsent; k++) {
-        const ap_http_result *r = &results[k];
-        const ap_action *a = jobs[sent[k]].action;
-        json_t *item = jobs[sent[k]].item;
-        json_object_set_new(item, "http", http_member(r));
-        if (r->outcome == AP_HTTP_TRANSIENT)
-            json_object_set_new(item, "status", json_string("retry_scheduled"));
-        else if (r->outcome != AP_HTTP_EXECUTED)
-            json_object_set_new(item, "status", json_string("rejected"));
-        if (r->outcome == AP_HTTP_PERMISSION_DENIED)
+        const ap_http_result *res = &results[k];
+        ap_record *r = recs[sent[k]];
+        const ap_action *a = r->action;
+        r->http = http_member(res);
+        if (res->outcome == AP_HTTP_TRANSIENT)
+            r->status = "retry_scheduled";
+        else if (res->outcome != AP_HTTP_EXECUTED)
+            r->status = "rejected";
+        if (res->outcome == AP_HTTP_PERMISSION_DENIED)
             ap_log(AP_LOG_ERROR, "permission denied by the live target", "action_id", a->action_id,
-                   "tenant_id", a->tenant_id, "error", r->error, NULL);
-        else if (r->outcome != AP_HTTP_EXECUTED)
+                   "tenant_id", a->tenant_id, "error", res->error, NULL);
+        else if (res->outcome != AP_HTTP_EXECUTED)
             ap_log(AP_LOG_WARN, "live request failed", "action_id", a->action_id, "tenant_id",
-                   a->tenant_id, "error_class", r->error_class, "error", r->error, NULL);
+                   a->tenant_id, "error_class", res->error_class, "error", res->error, NULL);
     }
 
 out:
     for (int k = 0; results && k < nsent; k++)
         ap_http_result_release(&results[k]);
-    free(payloads);
     free(sent);
     free(results);
     free(reqs);
     json_decref(prepared);
-    json_decref(items);
     return st;
 }

@@ -20,11 +20,8 @@ typedef struct item {
     ap_action action;
     char reason[1024];
     const char *dead_class; /* ITEM_DEAD_LETTER: "oversized" or "unparseable" */
-    const char *status;     /* what to record: "executed", "dry_run" or "rejected" */
     char scope[AP_KEY_MAX]; /* "<tenant>:<subsystem>": its rate limit and breaker */
-    long wait_ms;           /* what the guards said: 0 go, > 0 no token yet, -1 breaker open */
-    int attempt;            /* 0 from a main topic, n from retry topic n */
-    int replay;             /* republished from the DLQ by actionpool-ctl replay */
+    ap_record record;       /* what Postgres records (not for a dead letter) */
 } item;
 
 /* Reads one message into an item: a dead letter, a rejection or an execution. */
@@ -32,8 +29,9 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
     char subsystem[64], replay_of[128];
     ap_verdict verdict;
 
-    it->attempt = ap_retry_attempt(m);
-    it->replay = *ap_header_get(m, "ap-replay-of", replay_of, sizeof replay_of) != '\0';
+    ap_record *r = &it->record;
+    r->attempt = ap_retry_attempt(m);
+    r->replay = *ap_header_get(m, "ap-replay-of", replay_of, sizeof replay_of) != '\0';
     if (m->len > (size_t)p->cfg->max_message_bytes) {
         it->kind = ITEM_DEAD_LETTER;
         it->dead_class = "oversized";
@@ -48,74 +46,37 @@ static void item_read(ap_pipeline *p, const rd_kafka_message_t *m, const char *t
         return;
     }
     it->kind = ITEM_REJECT;
-    it->status = "rejected";
+    r->action = &it->action;
+    r->reason = it->reason;
+    r->status = "rejected";
+    r->topic = rd_kafka_topic_name(m->rkt);
+    r->partition = (int)m->partition;
+    r->offset = (long long)m->offset;
     if (ap_validate(p->map, it->action.json, today, &verdict)) {
         ap_verdict_format(&verdict, it->reason, sizeof it->reason);
         return;
     }
     /* Any client can produce to our topics: the action must be on its own. */
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    if (!ap_topic_subsystem(p->cfg->topic_prefix, topic, subsystem, sizeof subsystem) ||
+    if (!ap_topic_subsystem(p->cfg->topic_prefix, r->topic, subsystem, sizeof subsystem) ||
         strcmp(subsystem, it->action.subsystem)) {
         snprintf(it->reason, sizeof it->reason,
                  "owner_subsystem: topic: action for '%s' arrived on topic '%s'",
-                 it->action.subsystem, topic);
+                 it->action.subsystem, r->topic);
         return;
     }
-    it->kind = ITEM_EXECUTE;
-    it->status = json_is_true(json_object_get(it->action.json, "dry_run")) ||
-                         !strcmp(p->cfg->execution_mode, "dry_run")
-                     ? "dry_run"
-                     : "executed";
-}
-
-/* The ap_record_batch item of one action (see schemas/sql), but for its
- * payload (ap_store_record adds it). Members taken from an invalid action are
- * only those that are sure to be well-formed. */
-static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item *it, int ord) {
     const ap_action *a = &it->action;
-    json_t *j = json_pack(
-        "{s:i, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:i, s:I}", "ord", ord, "action_id",
-        a->action_id, "tenant_id", a->tenant_id, "idempotency_key", a->idempotency_key, "status",
-        it->status, "worker_id", p->cfg->worker_id, "subsystem", a->subsystem, "action_type",
-        a->action_type, "entity_id", a->entity_id, "topic", rd_kafka_topic_name(m->rkt),
-        "partition", (int)m->partition, "offset", (json_int_t)m->offset);
-    if (it->kind == ITEM_REJECT) {
-        json_object_set_new(j, "reason", json_string(it->reason));
-        return j;
-    }
-    json_object_set_new(j, "tier", json_integer(ap_tiers_of(p->tiers, a)));
-    json_object_set_new(j, "tier1_eligible", json_boolean(ap_tiers_eligible(p->tiers, a)));
-    json_object_set_new(j, "quiet_hours", json_integer(p->cfg->tier1_quiet_hours));
-    json_object_set_new(j, "field", json_string(a->field));
-    json_object_set_new(j, "value", ap_action_value(a));
-    json_object_set_new(j, "target", json_string("postgres"));
-    json_object_set_new(j, "created_at", json_string(a->created_at));
-    if (a->run_id)
-        json_object_set_new(j, "run_id", json_string(a->run_id));
-    if (it->attempt)
-        json_object_set_new(j, "attempt", json_integer(it->attempt));
-    if (it->replay)
-        json_object_set_new(j, "replay", json_true());
-    json_t *current = json_object_get(a->json, "current");
-    if (current)
-        json_object_set(j, "current", current);
-    json_t *revert_of = json_object_get(a->json, "revert_of");
-    if (revert_of)
-        json_object_set(j, "revert_of", revert_of);
-    if (it->wait_ms)
-        json_object_set_new(j, "wait",
-                            json_pack("{s:s, s:I}", "reason",
-                                      it->wait_ms < 0 ? "breaker_open" : "rate_limit", "ms",
-                                      (json_int_t)it->wait_ms));
     const ap_field_rule *rule =
         ap_subsystem_field(ap_executor_map_subsystem(p->map, a->subsystem), a->field);
-    if (rule && rule->budget_guardrail)
-        json_object_set_new(j, "guard",
-                            json_pack("{s:i, s:i, s:s}", "max_increase_pct",
-                                      p->cfg->budget_max_increase_pct, "floor",
-                                      p->cfg->budget_floor, "on_excess", p->cfg->budget_excess));
-    return j;
+    it->kind = ITEM_EXECUTE;
+    r->reason = NULL;
+    r->status = json_is_true(json_object_get(a->json, "dry_run")) ||
+                        !strcmp(p->cfg->execution_mode, "dry_run")
+                    ? "dry_run"
+                    : "executed";
+    r->tier = ap_tiers_of(p->tiers, a);
+    r->tier1_eligible = ap_tiers_eligible(p->tiers, a);
+    r->guarded = rule && rule->budget_guardrail;
+    r->target = "postgres";
 }
 
 /* The actions of the batch that go to a live HTTP target: those a route
@@ -123,18 +84,14 @@ static json_t *item_json(const ap_pipeline *p, const rd_kafka_message_t *m, item
  * uses, and the first of each entity (the others wait behind it). A key another worker is executing
  * right now makes the batch wait (AP_ERR_BUSY); a finished one needs no request (Postgres records
  * it as redelivered or duplicate). */
-static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
-                          const ap_guard_item *guards, int nkeys, char *err, size_t errsz) {
-    ap_http_job *jobs = calloc((size_t)nkeys + 1, sizeof *jobs);
-    int njobs = 0;
-    size_t row = 0;
+static ap_status run_live(ap_pipeline *p, item *items, int n, const ap_guard_item *guards,
+                          int nkeys, char *err, size_t errsz) {
+    ap_record **live = calloc((size_t)nkeys + 1, sizeof *live);
+    int nlive = 0;
     ap_status st = AP_OK;
-    if (!jobs)
+    if (!live)
         return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
     for (int i = 0, k = 0; i < n && !st; i++) {
-        if (items[i].kind == ITEM_DEAD_LETTER)
-            continue;
-        json_t *record = json_array_get(batch, row++);
         if (items[i].kind != ITEM_EXECUTE)
             continue;
         int key = k++; /* guards[] holds the ITEM_EXECUTE items in order */
@@ -156,18 +113,19 @@ static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
          * action on an entity waits behind the first and is resumed after. */
         const ap_action *a = &items[i].action;
         int behind = 0;
-        for (int j = 0; j < njobs && !behind; j++)
-            behind = !strcmp(jobs[j].action->partition_key, a->partition_key) &&
-                     !strcmp(jobs[j].action->subsystem, a->subsystem);
-        if (behind)
-            json_object_set_new(record, "wait",
-                                json_pack("{s:s, s:i}", "reason", "behind", "ms", 0));
-        else
-            jobs[njobs++] = (ap_http_job){.action = a, .item = record};
+        for (int j = 0; j < nlive && !behind; j++)
+            behind = !strcmp(live[j]->action->partition_key, a->partition_key) &&
+                     !strcmp(live[j]->action->subsystem, a->subsystem);
+        if (behind) {
+            items[i].record.wait = "behind";
+            items[i].record.wait_ms = 0;
+        } else {
+            live[nlive++] = &items[i].record;
+        }
     }
-    if (!st && njobs)
-        st = ap_http_stage_run(p->store, p->connector, p->http, jobs, njobs, err, errsz);
-    free(jobs);
+    if (!st && nlive)
+        st = ap_http_stage_run(p->store, p->connector, p->http, live, nlive, err, errsz);
+    free(live);
     return st;
 }
 
@@ -176,27 +134,23 @@ static ap_status run_live(ap_pipeline *p, item *items, int n, json_t *batch,
  * dead_lettered), and waits until they are delivered: before the outcome is
  * recorded, so that no retry_scheduled row lacks its retry message. */
 static ap_status send_retries(ap_pipeline *p, rd_kafka_message_t **msgs, item *items, int n,
-                              json_t *batch, char *err, size_t errsz) {
-    size_t row = 0;
+                              char *err, size_t errsz) {
     int sent = 0;
     for (int i = 0; i < n; i++) {
-        if (items[i].kind == ITEM_DEAD_LETTER)
+        ap_record *r = &items[i].record;
+        if (items[i].kind != ITEM_EXECUTE || strcmp(r->status, "retry_scheduled"))
             continue;
-        json_t *record = json_array_get(batch, row++);
-        if (strcmp(json_string_value(json_object_get(record, "status")), "retry_scheduled"))
-            continue;
-        const json_t *http = json_object_get(record, "http");
-        const char *error_class = json_string_value(json_object_get(http, "error_class"));
-        json_int_t retry_after = json_integer_value(json_object_get(http, "retry_after_s"));
+        const char *error_class = json_string_value(json_object_get(r->http, "error_class"));
+        json_int_t retry_after = json_integer_value(json_object_get(r->http, "retry_after_s"));
         int dead;
         ap_status st = ap_retry_send(p->dead_letters, p->cfg, p->retry_delays, msgs[i], error_class,
-                                     json_string_value(json_object_get(http, "error")),
+                                     json_string_value(json_object_get(r->http, "error")),
                                      (int)retry_after, &dead, err, errsz);
         if (st)
             return st;
-        ap_metrics_count_retry(p->metrics, items[i].action.subsystem, items[i].attempt + 1, 1);
+        ap_metrics_count_retry(p->metrics, items[i].action.subsystem, r->attempt + 1, 1);
         if (dead) {
-            json_object_set_new(record, "status", json_string("dead_lettered"));
+            r->status = "dead_lettered";
             ap_metrics_count_dead_letter(p->metrics, items[i].action.subsystem, error_class, 1);
         }
         p->stats.retried++;
@@ -261,26 +215,28 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     item *items = calloc((size_t)n, sizeof *items);
     ap_guard_item *guards = calloc((size_t)n, sizeof *guards);
     int *key_item = calloc((size_t)n, sizeof *key_item);
-    char(*outcomes)[32] = calloc((size_t)n, sizeof *outcomes);
-    ap_store_text *payloads = calloc((size_t)n, sizeof *payloads);
-    json_t *batch = json_array();
-    int nkeys = 0, dead = 0;
-    if (!items || !guards || !key_item || !outcomes || !payloads || !batch) {
+    ap_record **recs = calloc((size_t)n, sizeof *recs);
+    int nkeys = 0, nrecs = 0, dead = 0;
+    if (!items || !guards || !key_item || !recs) {
         st = ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         goto out;
     }
 
     ap_today_utc(today);
     for (int i = 0; i < n; i++) {
-        item_read(p, msgs[i], today, &items[i]);
-        if (items[i].kind != ITEM_EXECUTE)
-            continue;
         item *it = &items[i];
+        item_read(p, msgs[i], today, it);
+        if (it->kind == ITEM_DEAD_LETTER)
+            continue;
+        it->record.ord = i;
+        recs[nrecs++] = &it->record;
+        if (it->kind != ITEM_EXECUTE)
+            continue;
         snprintf(it->scope, sizeof it->scope, "%s:%s", it->action.tenant_id, it->action.subsystem);
         key_item[nkeys] = i;
         guards[nkeys++] =
             (ap_guard_item){.key = it->action.idempotency_key,
-                            .scope = strcmp(it->status, "dry_run") ? it->scope : NULL};
+                            .scope = strcmp(it->record.status, "dry_run") ? it->scope : NULL};
     }
 
     struct timespec started;
@@ -291,23 +247,19 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     if (nkeys && (st = ap_claims_take(p->claims, guards, nkeys, err, errsz)))
         goto out;
     note_opened_breakers(p);
-    for (int k = 0; k < nkeys; k++)
-        if (guards[k].claim == AP_CLAIM_OWNED)
-            items[key_item[k]].wait_ms = guards[k].wait_ms;
-
-    for (int i = 0; i < n; i++) {
-        if (items[i].kind == ITEM_DEAD_LETTER)
+    for (int k = 0; k < nkeys; k++) {
+        ap_record *r = &items[key_item[k]].record;
+        if (guards[k].claim != AP_CLAIM_OWNED || !guards[k].wait_ms)
             continue;
-        payloads[json_array_size(batch)] =
-            (ap_store_text){items[i].action.text, items[i].action.text_len};
-        json_array_append_new(batch, item_json(p, msgs[i], &items[i], i));
+        r->wait = guards[k].wait_ms < 0 ? "breaker_open" : "rate_limit";
+        r->wait_ms = guards[k].wait_ms;
     }
-    if (p->connector && (st = run_live(p, items, n, batch, guards, nkeys, err, errsz)))
+
+    if (p->connector && (st = run_live(p, items, n, guards, nkeys, err, errsz)))
         goto out;
-    if ((st = send_retries(p, msgs, items, n, batch, err, errsz)))
+    if ((st = send_retries(p, msgs, items, n, err, errsz)))
         goto out;
-    if (json_array_size(batch) &&
-        (st = ap_store_record(p->store, batch, payloads, outcomes, n, err, errsz)))
+    if (nrecs && (st = ap_store_record(p->store, recs, nrecs, err, errsz)))
         goto out;
 
     for (int i = 0; i < n; i++) {
@@ -326,7 +278,7 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
     /* Durable: count, log, and let every replica know the keys are done. */
     double took = seconds_since(&started);
     for (int k = 0; k < nkeys; k++) {
-        const char *outcome = outcomes[key_item[k]];
+        const char *outcome = items[key_item[k]].record.outcome;
         int failed = !strcmp(outcome, "retry_scheduled") || !strcmp(outcome, "dead_lettered");
         int final = strcmp(outcome, "dry_run") && strcmp(outcome, "retry_scheduled") &&
                     strcmp(outcome, "received") && strcmp(outcome, "pending_approval");
@@ -346,16 +298,13 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
         if (guards[k].wait_ms > 0)
             ap_metrics_count_rate_limit_wait(p->metrics, it->action.subsystem, 1);
     }
-    size_t row;
-    json_t *record;
-    json_array_foreach(batch, row, record) { /* the alerts table has the row (002) */
-        const json_t *http = json_object_get(record, "http");
+    for (int k = 0; k < nrecs; k++) { /* the alerts table has the row (002) */
+        const json_t *http = recs[k]->http;
         const char *class = json_string_value(json_object_get(http, "error_class"));
         if (!class || strcmp(class, "permission_denied"))
             continue;
-        ap_webhook_post(p->cfg->alert_webhook_url, "permission_denied",
-                        json_string_value(json_object_get(record, "tenant_id")),
-                        json_string_value(json_object_get(record, "subsystem")),
+        ap_webhook_post(p->cfg->alert_webhook_url, "permission_denied", recs[k]->action->tenant_id,
+                        recs[k]->action->subsystem,
                         json_string_value(json_object_get(http, "error")));
     }
     for (int i = 0; i < n; i++) {
@@ -372,26 +321,28 @@ ap_status ap_pipeline_run(ap_pipeline *p, rd_kafka_message_t **msgs, int n, char
                    rd_kafka_topic_name(msgs[i]->rkt), NULL);
             continue;
         }
-        count(&p->stats, outcomes[i]);
+        const char *outcome = it->record.outcome;
+        count(&p->stats, outcome);
         ap_metrics_count_action(p->metrics, it->action.subsystem ? it->action.subsystem : "unknown",
-                                outcomes[i], 1);
-        if (!strcmp(outcomes[i], "executed"))
+                                outcome, 1);
+        if (!strcmp(outcome, "executed"))
             ap_metrics_observe_execution(p->metrics, took);
-        if (it->kind == ITEM_REJECT && !strcmp(outcomes[i], "rejected"))
+        if (it->kind == ITEM_REJECT && !strcmp(outcome, "rejected"))
             ap_log(AP_LOG_WARN, "rejected", "action_id", it->action.action_id, "tenant_id",
                    it->action.tenant_id, "reason", it->reason, NULL);
         else
-            ap_log(AP_LOG_DEBUG, outcomes[i], "action_id", it->action.action_id, "tenant_id",
+            ap_log(AP_LOG_DEBUG, outcome, "action_id", it->action.action_id, "tenant_id",
                    it->action.tenant_id, NULL);
     }
     p->stats.batches++;
 
 out:
-    for (int i = 0; items && i < n; i++)
+    for (int i = 0; items && i < n; i++) {
+        json_decref(items[i].record.prepared);
+        json_decref(items[i].record.http);
         ap_action_release(&items[i].action);
-    json_decref(batch);
-    free(outcomes);
-    free(payloads);
+    }
+    free(recs);
     free(key_item);
     free(guards);
     free(items);

@@ -12,8 +12,9 @@ typedef struct text_buf {
 struct ap_store {
     PGconn *pg;
     char *dsn;
-    text_buf batch; /* the last batch's text: kept, so that each batch does not
-                       free and grow a buffer this large again */
+    const ap_config *cfg; /* borrowed */
+    text_buf batch;       /* the last batch's text: kept, so that each batch does not
+                             free and grow a buffer this large again */
 };
 
 static ap_status store_connect(ap_store *s, char *err, size_t errsz) {
@@ -37,6 +38,7 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz) {
         ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         return NULL;
     }
+    s->cfg = cfg;
     if (store_connect(s, err, errsz)) {
         ap_store_free(s);
         return NULL;
@@ -62,31 +64,162 @@ static int text_append(const char *part, size_t n, void *data) {
     return 0;
 }
 
-/* Writes into b items as one JSON array, payloads[k] spliced into items[k] (an
- * object with members) as its "payload". -1 when out of memory. */
-static int batch_text(text_buf *b, const json_t *items, const ap_store_text *payloads) {
-    size_t k;
-    json_t *item;
-    b->len = 0;
-    int failed = text_append("[", 1, b);
-    json_array_foreach(items, k, item) {
-        failed = failed || (k && text_append(",", 1, b)) ||
-                 json_dump_callback(item, text_append, b, JSON_COMPACT);
-        if (failed)
-            break;
-        b->len--; /* the closing brace: one more member */
-        failed = text_append(",\"payload\":", 11, b) ||
-                 text_append(payloads[k].json, payloads[k].len, b) || text_append("}", 1, b);
-    }
-    return failed || text_append("]", 2, b) ? -1 : 0; /* with the NUL */
+/* Writing JSON text into a text_buf; `failed` is sticky (out of memory). */
+typedef struct writer {
+    text_buf *b;
+    int failed;
+} writer;
+
+static void put(writer *w, const char *s, size_t n) {
+    w->failed = w->failed || text_append(s, n, w->b);
 }
 
-ap_status ap_store_record(ap_store *s, const json_t *items, const ap_store_text *payloads,
-                          char (*outcomes)[32], int n, char *err, size_t errsz) {
+/* ,"name": — every member but an object's first. */
+static void key(writer *w, const char *name) {
+    put(w, ",\"", 2);
+    put(w, name, strlen(name));
+    put(w, "\":", 2);
+}
+
+/* A JSON string of s (UTF-8, as jansson parsed it). */
+static void put_str(writer *w, const char *s) {
+    put(w, "\"", 1);
+    for (const char *run = s;; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(w, run, (size_t)(s - run));
+        if (!c)
+            break;
+        char esc[8];
+        put(w, esc,
+            c == '"' || c == '\\' ? (size_t)snprintf(esc, sizeof esc, "\\%c", c)
+                                  : (size_t)snprintf(esc, sizeof esc, "\\u%04x", c));
+        run = s + 1;
+    }
+    put(w, "\"", 1);
+}
+
+static void put_int(writer *w, long long v) {
+    char n[24];
+    put(w, n, (size_t)snprintf(n, sizeof n, "%lld", v));
+}
+
+static void put_json(writer *w, const json_t *j) {
+    w->failed =
+        w->failed || json_dump_callback(j, text_append, w->b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void member_str(writer *w, const char *name, const char *s) {
+    if (s) {
+        key(w, name);
+        put_str(w, s);
+    }
+}
+
+static void member_int(writer *w, const char *name, long long v) {
+    key(w, name);
+    put_int(w, v);
+}
+
+static void member_json(writer *w, const char *name, const json_t *j) {
+    if (j) {
+        key(w, name);
+        put_json(w, j);
+    }
+}
+
+/* One ap_record_batch item (schemas/sql/005). */
+static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
+    const ap_action *a = r->action;
+    put(w, "{\"ord\":", 7);
+    put_int(w, r->ord);
+    member_str(w, "action_id", a->action_id);
+    member_str(w, "tenant_id", a->tenant_id);
+    member_str(w, "idempotency_key", a->idempotency_key);
+    member_str(w, "status", r->status);
+    member_str(w, "worker_id", cfg->worker_id);
+    member_str(w, "subsystem", a->subsystem);
+    member_str(w, "action_type", a->action_type);
+    member_str(w, "entity_id", a->entity_id);
+    member_str(w, "topic", r->topic);
+    member_int(w, "partition", r->partition);
+    member_int(w, "offset", r->offset);
+    if (r->reason) {
+        member_str(w, "reason", r->reason);
+    } else {
+        member_int(w, "tier", r->tier);
+        key(w, "tier1_eligible");
+        put(w, r->tier1_eligible ? "true" : "false", r->tier1_eligible ? 4 : 5);
+        member_int(w, "quiet_hours", cfg->tier1_quiet_hours);
+        member_str(w, "field", a->field);
+        json_t *value = ap_action_value(a);
+        member_json(w, "value", value);
+        json_decref(value);
+        member_str(w, "target", r->target);
+        member_str(w, "created_at", a->created_at);
+        member_str(w, "run_id", a->run_id);
+        if (r->attempt)
+            member_int(w, "attempt", r->attempt);
+        if (r->replay)
+            put(w, ",\"replay\":true", 14);
+        member_json(w, "current", json_object_get(a->json, "current"));
+        member_json(w, "revert_of", json_object_get(a->json, "revert_of"));
+        if (r->wait) {
+            put(w, ",\"wait\":{\"reason\":", 18);
+            put_str(w, r->wait);
+            member_int(w, "ms", r->wait_ms);
+            put(w, "}", 1);
+        }
+        if (r->guarded) {
+            put(w, ",\"guard\":{\"max_increase_pct\":", 29);
+            put_int(w, cfg->budget_max_increase_pct);
+            member_int(w, "floor", cfg->budget_floor);
+            member_str(w, "on_excess", cfg->budget_excess);
+            put(w, "}", 1);
+        }
+        member_json(w, "prepared", r->prepared);
+        member_json(w, "http", r->http);
+    }
+    key(w, "payload");
+    put(w, a->text, a->text_len);
+    put(w, "}", 1);
+}
+
+/* Writes recs[0..n) into the batch buffer as one JSON array (NUL-terminated).
+ * -1 when out of memory. */
+static int batch_text(ap_store *s, ap_record *const *recs, int n) {
+    writer w = {&s->batch, 0};
+    s->batch.len = 0;
+    put(&w, "[", 1);
+    for (int k = 0; k < n; k++) {
+        if (k)
+            put(&w, ",", 1);
+        put_record(&w, s->cfg, recs[k]);
+    }
+    put(&w, "]", 2); /* with the NUL */
+    return w.failed ? -1 : 0;
+}
+
+/* The record with this ord in recs[0..n), sorted by ord; NULL if none. */
+static ap_record *record_of(ap_record *const *recs, int n, int ord) {
+    for (int lo = 0, hi = n - 1; lo <= hi;) {
+        int mid = lo + (hi - lo) / 2;
+        if (recs[mid]->ord == ord)
+            return recs[mid];
+        if (recs[mid]->ord < ord)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return NULL;
+}
+
+ap_status ap_store_record(ap_store *s, ap_record *const *recs, int n, char *err, size_t errsz) {
     ap_status st = store_connect(s, err, errsz);
     if (st)
         return st;
-    if (batch_text(&s->batch, items, payloads))
+    if (batch_text(s, recs, n))
         return ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
     const char *params[1] = {s->batch.s};
     PGresult *res = PQexecParams(s->pg, "SELECT ord, outcome FROM ap_record_batch($1::jsonb)", 1,
@@ -101,9 +234,9 @@ ap_status ap_store_record(ap_store *s, const json_t *items, const ap_store_text 
         goto out;
     }
     for (int row = 0; row < PQntuples(res); row++) {
-        int ord = atoi(PQgetvalue(res, row, 0));
-        if (ord >= 0 && ord < n)
-            snprintf(outcomes[ord], 32, "%s", PQgetvalue(res, row, 1));
+        ap_record *r = record_of(recs, n, atoi(PQgetvalue(res, row, 0)));
+        if (r)
+            snprintf(r->outcome, sizeof r->outcome, "%s", PQgetvalue(res, row, 1));
     }
 out:
     PQclear(res);
@@ -125,9 +258,8 @@ static json_t *query_json(ap_store *s, const char *sql, int nparams, const char 
     return rows;
 }
 
-json_t *ap_store_prepare(ap_store *s, const json_t *items, const ap_store_text *payloads, char *err,
-                         size_t errsz) {
-    if (batch_text(&s->batch, items, payloads)) {
+json_t *ap_store_prepare(ap_store *s, ap_record *const *recs, int n, char *err, size_t errsz) {
+    if (batch_text(s, recs, n)) {
         ap_fail(AP_ERR_NOMEM, err, errsz, "out of memory");
         return NULL;
     }
