@@ -240,16 +240,16 @@ $$;
 -- again. Takes first, in one order, the locks of every field the batch may
 -- change (ap_check_change's), so that what it reads of entity_state holds
 -- until the transaction ends. Per item: its position in the batch and
--- members, live (sent to a live target), held (by policy), checked (executes
--- or is rehearsed: checked against prev, the stored value, if it existed),
--- failure, applied (the value to set), output, and the row to record:
--- recorded (its status), recorded_reason, wait_reason, not_before.
+-- members (not its payload), live (sent to a live target), held (by policy),
+-- checked (executes or is rehearsed: checked against prev, the stored value,
+-- if it existed), failure, applied (the value to set), output, and the row to
+-- record: recorded (its status), recorded_reason, wait_reason, not_before.
 CREATE FUNCTION ap_judge_batch(items jsonb)
 RETURNS TABLE (pos bigint, ord integer, action_id text, tenant_id text, subsystem text,
-               action_type text, entity_id text, idempotency_key text, payload jsonb,
-               tier smallint, status text, field text, target text, worker_id text,
-               topic text, "partition" integer, "offset" bigint, run_id text,
-               created_at timestamptz, attempt integer, http jsonb, live boolean,
+               action_type text, entity_id text, idempotency_key text, tier smallint,
+               status text, field text, target text, worker_id text, topic text,
+               "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
+               attempt integer, http jsonb, live boolean,
                held boolean, checked boolean, prev jsonb, existed boolean, failure text,
                applied jsonb, output jsonb, recorded text, recorded_reason text,
                wait_reason text, not_before timestamptz)
@@ -276,9 +276,9 @@ BEGIN
           FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, pos)
          CROSS JOIN LATERAL jsonb_to_record(e.it) AS x(
                ord integer, action_id text, tenant_id text, subsystem text, action_type text,
-               entity_id text, idempotency_key text, payload jsonb, tier smallint,
-               tier1_eligible boolean, quiet_hours integer, status text, reason text,
-               field text, value jsonb, target text, worker_id text, topic text,
+               entity_id text, idempotency_key text, tier smallint, tier1_eligible boolean,
+               quiet_hours integer, status text, reason text, field text, value jsonb,
+               target text, worker_id text, topic text,
                "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
                attempt integer, guard jsonb, wait jsonb, prepared jsonb, http jsonb,
                revert_of text)),
@@ -377,7 +377,7 @@ BEGIN
                END AS verdict
           FROM compared s)
     SELECT c.pos, c.ord, c.action_id, c.tenant_id, c.subsystem, c.action_type, c.entity_id,
-           c.idempotency_key, c.payload, c.tier, c.status, c.field, c.target, c.worker_id,
+           c.idempotency_key, c.tier, c.status, c.field, c.target, c.worker_id,
            c.topic, c."partition", c."offset", c.run_id, c.created_at, c.attempt, c.http, c.live,
            c.why_held IS NOT NULL, c.checked, c.prev, c.existed,
            CASE c.verdict WHEN 'conflict' THEN 'conflict' WHEN 'floor' THEN 'guardrail'
@@ -515,13 +515,16 @@ BEGIN
                           WHERE a.idempotency_key = d.idempotency_key
                             AND a.status NOT IN ('duplicate', 'rejected', 'dry_run')) IS NOT NULL)
          ORDER BY d.pos),   -- ids in batch order, as the general path gives them
+    -- The payload straight from the batch: as a column of the judge's rows it
+    -- was copied out of the batch and parsed again (~3 µs per item).
     inserted AS (
         INSERT INTO actions (id, action_id, tenant_id, subsystem, action_type, entity_id,
                              idempotency_key, payload, tier, status, status_reason,
                              wait_reason, not_before, attempts, run_id, created_at)
         SELECT f.pk, f.action_id, f.tenant_id, f.subsystem, f.action_type, f.entity_id,
-               f.idempotency_key, f.payload, f.tier, f.recorded, f.recorded_reason,
-               f.wait_reason, f.not_before, CASE WHEN f.status = 'rejected' THEN 0 ELSE 1 END,
+               f.idempotency_key, items->(f.pos::integer - 1)->'payload', f.tier, f.recorded,
+               f.recorded_reason, f.wait_reason, f.not_before,
+               CASE WHEN f.status = 'rejected' THEN 0 ELSE 1 END,
                f.run_id, f.created_at
           FROM fast f
         ON CONFLICT DO NOTHING
