@@ -92,9 +92,9 @@ static void put_str(writer *w, const char *s) {
         if (!c)
             break;
         char esc[8];
-        put(w, esc,
-            c == '"' || c == '\\' ? (size_t)snprintf(esc, sizeof esc, "\\%c", c)
-                                  : (size_t)snprintf(esc, sizeof esc, "\\u%04x", c));
+        int len = c == '"' || c == '\\' ? snprintf(esc, sizeof esc, "\\%c", c)
+                                        : snprintf(esc, sizeof esc, "\\u%04x", c);
+        put(w, esc, (size_t)len);
         run = s + 1;
     }
     put(w, "\"", 1);
