@@ -20,10 +20,9 @@ ap_store *ap_store_new(const ap_config *cfg, char *err, size_t errsz);
  * made of it so far. The store writes it as the JSON object that function
  * reads, the action's text as its "payload", exactly as received. */
 typedef struct ap_record {
-    int ord; /* the message's index in its batch */
-    const ap_action
-        *action;        /* borrowed; an invalid one gives only the members sure to be well-formed */
-    const char *reason; /* invalid: why (status "rejected"); NULL: the action is valid */
+    int ord;                 /* the message's index in its batch */
+    const ap_action *action; /* borrowed; of an invalid one, only the members sure to be sound */
+    const char *reason;      /* invalid: why (status "rejected"); NULL: the action is valid */
     const char *status; /* "executed", "dry_run", "rejected", "retry_scheduled", "dead_lettered" */
     const char *topic;  /* where the message came from */
     int partition;
@@ -38,19 +37,20 @@ typedef struct ap_record {
     long wait_ms;     /* rate_limit: until a token frees */
     json_t *prepared; /* live targets (http_stage.h): owned, NULL when not set */
     json_t *http;
-    char
-        outcome[32]; /* set by ap_store_record: the status recorded, "duplicate" or "redelivered" */
+    /* Set by ap_store_record: the status recorded, "duplicate" or "redelivered". */
+    char outcome[32];
 } ap_record;
 
-/* Records recs[0..n) (sorted by ord) in one transaction and sets each one's outcome. On
- * AP_ERR_PG nothing was recorded and the connection is reset on the next call. */
+/* Records recs[0..n) (sorted by ord) in one transaction and sets each one's
+ * outcome. On AP_ERR_PG nothing was recorded and the connection is reset on
+ * the next call. */
 ap_status ap_store_record(ap_store *s, ap_record *const *recs, int n, char *err, size_t errsz);
 
-/* For records (sorted by ord) about to be sent to a live target: what applying each would do
- * (ap_prepare_batch in schemas/sql). Returns a new JSON array, one object per
- * record in the order of their ords, with members ord, known, field, value,
- * failure, why, output (JSON null when SQL NULL), that the caller releases;
- * NULL with err set on failure. */
+/* For records (sorted by ord) about to be sent to a live target: what
+ * applying each would do (ap_prepare_batch in schemas/sql). Returns a new
+ * JSON array, one object per record in the order of their ords, with members
+ * ord, known, field, value, failure, why, output (JSON null when SQL NULL),
+ * that the caller releases; NULL with err set on failure. */
 json_t *ap_store_prepare(ap_store *s, ap_record *const *recs, int n, char *err, size_t errsz);
 
 /* Leases up to n due waiting actions (ap_take_due: the oldest of each
