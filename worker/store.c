@@ -74,16 +74,20 @@ static void put(writer *w, const char *s, size_t n) {
     w->failed = w->failed || text_append(s, n, w->b);
 }
 
+static void put_cstr(writer *w, const char *s) {
+    put(w, s, strlen(s));
+}
+
 /* ,"name": — every member but an object's first. */
 static void key(writer *w, const char *name) {
-    put(w, ",\"", 2);
-    put(w, name, strlen(name));
-    put(w, "\":", 2);
+    put_cstr(w, ",\"");
+    put_cstr(w, name);
+    put_cstr(w, "\":");
 }
 
 /* A JSON string of s (UTF-8, as jansson parsed it). */
 static void put_str(writer *w, const char *s) {
-    put(w, "\"", 1);
+    put_cstr(w, "\"");
     for (const char *run = s;; s++) {
         unsigned char c = (unsigned char)*s;
         if (c >= 0x20 && c != '"' && c != '\\')
@@ -97,7 +101,7 @@ static void put_str(writer *w, const char *s) {
         put(w, esc, (size_t)len);
         run = s + 1;
     }
-    put(w, "\"", 1);
+    put_cstr(w, "\"");
 }
 
 static void put_int(writer *w, long long v) {
@@ -132,7 +136,7 @@ static void member_json(writer *w, const char *name, const json_t *j) {
 /* One ap_record_batch item (schemas/sql/005). */
 static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
     const ap_action *a = r->action;
-    put(w, "{\"ord\":", 7);
+    put_cstr(w, "{\"ord\":");
     put_int(w, r->ord);
     member_str(w, "action_id", a->action_id);
     member_str(w, "tenant_id", a->tenant_id);
@@ -150,7 +154,7 @@ static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
     } else {
         member_int(w, "tier", r->tier);
         key(w, "tier1_eligible");
-        put(w, r->tier1_eligible ? "true" : "false", r->tier1_eligible ? 4 : 5);
+        put_cstr(w, r->tier1_eligible ? "true" : "false");
         member_int(w, "quiet_hours", cfg->tier1_quiet_hours);
         member_str(w, "field", a->field);
         json_t *value = ap_action_value(a);
@@ -162,28 +166,28 @@ static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
         if (r->attempt)
             member_int(w, "attempt", r->attempt);
         if (r->replay)
-            put(w, ",\"replay\":true", 14);
+            put_cstr(w, ",\"replay\":true");
         member_json(w, "current", json_object_get(a->json, "current"));
         member_json(w, "revert_of", json_object_get(a->json, "revert_of"));
         if (r->wait) {
-            put(w, ",\"wait\":{\"reason\":", 18);
+            put_cstr(w, ",\"wait\":{\"reason\":");
             put_str(w, r->wait);
             member_int(w, "ms", r->wait_ms);
-            put(w, "}", 1);
+            put_cstr(w, "}");
         }
         if (r->guarded) {
-            put(w, ",\"guard\":{\"max_increase_pct\":", 29);
+            put_cstr(w, ",\"guard\":{\"max_increase_pct\":");
             put_int(w, cfg->budget_max_increase_pct);
             member_int(w, "floor", cfg->budget_floor);
             member_str(w, "on_excess", cfg->budget_excess);
-            put(w, "}", 1);
+            put_cstr(w, "}");
         }
         member_json(w, "prepared", r->prepared);
         member_json(w, "http", r->http);
     }
     key(w, "payload");
     put(w, a->text, a->text_len);
-    put(w, "}", 1);
+    put_cstr(w, "}");
 }
 
 /* Writes recs[0..n) into the batch buffer as one JSON array (NUL-terminated).
@@ -191,10 +195,10 @@ static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
 static int batch_text(ap_store *s, ap_record *const *recs, int n) {
     writer w = {&s->batch, 0};
     s->batch.len = 0;
-    put(&w, "[", 1);
+    put_cstr(&w, "[");
     for (int k = 0; k < n; k++) {
         if (k)
-            put(&w, ",", 1);
+            put_cstr(&w, ",");
         put_record(&w, s->cfg, recs[k]);
     }
     put(&w, "]", 2); /* with the NUL */
