@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,11 +134,18 @@ static void member_json(writer *w, const char *name, const json_t *j) {
     }
 }
 
+/* What a valid action names in revert_of, when it is a string; else NULL. */
+static const char *revert_of(const ap_action *a) {
+    return json_string_value(json_object_get(a->json, "revert_of"));
+}
+
 /* One ap_record_batch item (schemas/sql/005). */
-static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
+static void put_record(writer *w, const ap_config *cfg, const ap_record *r, int shared) {
     const ap_action *a = r->action;
     put_cstr(w, "{\"ord\":");
     put_int(w, r->ord);
+    if (shared)
+        put_cstr(w, ",\"shared\":true");
     member_str(w, "action_id", a->action_id);
     member_str(w, "tenant_id", a->tenant_id);
     member_str(w, "idempotency_key", a->idempotency_key);
@@ -168,7 +176,7 @@ static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
         if (r->replay)
             put_cstr(w, ",\"replay\":true");
         member_json(w, "current", json_object_get(a->json, "current"));
-        member_json(w, "revert_of", json_object_get(a->json, "revert_of"));
+        member_str(w, "revert_of", revert_of(a));
         if (r->wait) {
             put_cstr(w, ",\"wait\":{\"reason\":");
             put_str(w, r->wait);
@@ -190,18 +198,96 @@ static void put_record(writer *w, const ap_config *cfg, const ap_record *r) {
     put_cstr(w, "}");
 }
 
+/* FNV-1a of kind and parts, each with its NUL: ("ab", "c") and ("a", "bc")
+ * differ. 0 when a part is NULL (not known). */
+static uint64_t parts_hash(int kind, const char *const *parts, int n) {
+    uint64_t h = 14695981039346656037u ^ (uint64_t)kind;
+    for (int i = 0; i < n; i++) {
+        if (!parts[i])
+            return 0;
+        const unsigned char *c = (const unsigned char *)parts[i];
+        do
+            h = (h ^ *c) * 1099511628211u;
+        while (*c++);
+    }
+    return h ? h : 1;
+}
+
+/* A set of hashes, open addressing; 0 marks a free slot. */
+typedef struct hash_set {
+    uint64_t *slots;
+    size_t mask;
+} hash_set;
+
+/* Adds h (0: not known); 1 when it was there already or is not known. */
+static int set_add(hash_set *set, uint64_t h) {
+    if (!h)
+        return 1;
+    size_t i = (size_t)h & set->mask;
+    for (; set->slots[i]; i = (i + 1) & set->mask)
+        if (set->slots[i] == h)
+            return 1;
+    set->slots[i] = h;
+    return 0;
+}
+
+static int set_has(const hash_set *set, uint64_t h) {
+    for (size_t i = (size_t)h & set->mask; set->slots[i]; i = (i + 1) & set->mask)
+        if (set->slots[i] == h)
+            return 1;
+    return !h;
+}
+
+enum { KEY_ENTITY = 1, KEY_IDEMPOTENCY, KEY_ACTION, KEY_REVERTED };
+
+/* Sets shared[k] for the records of recs[0..n) that ap_judge_batch must
+ * leave to the general path: those with the entity, idempotency key or
+ * action id of an earlier record, and those an earlier revert names. A hash
+ * collision or a member not known marks a record shared too: that costs only
+ * the general path's time. -1 when out of memory. */
+static int mark_shared(ap_record *const *recs, int n, unsigned char *shared) {
+    size_t cap = 16;
+    while (cap < (size_t)n * 8) /* four keys a record, at most half full */
+        cap *= 2;
+    hash_set set = {calloc(cap, sizeof *set.slots), cap - 1};
+    if (!set.slots)
+        return -1;
+    for (int k = 0; k < n; k++) {
+        const ap_action *a = recs[k]->action;
+        const char *entity[] = {a->tenant_id, a->subsystem, a->entity_id};
+        const char *action[] = {a->tenant_id, a->action_id};
+        const char *key[] = {a->idempotency_key};
+        int seen = set_add(&set, parts_hash(KEY_ENTITY, entity, 3));
+        seen |= set_add(&set, parts_hash(KEY_IDEMPOTENCY, key, 1));
+        seen |= set_add(&set, parts_hash(KEY_ACTION, action, 2));
+        seen |= set_has(&set, parts_hash(KEY_REVERTED, action, 2));
+        shared[k] = (unsigned char)seen;
+        const char *reverted[] = {a->tenant_id, recs[k]->reason ? NULL : revert_of(a)};
+        if (reverted[1])
+            set_add(&set, parts_hash(KEY_REVERTED, reverted, 2));
+    }
+    free(set.slots);
+    return 0;
+}
+
 /* Writes recs[0..n) into the batch buffer as one JSON array (NUL-terminated).
  * -1 when out of memory. */
 static int batch_text(ap_store *s, ap_record *const *recs, int n) {
+    unsigned char *shared = malloc((size_t)n + 1);
+    if (!shared || mark_shared(recs, n, shared)) {
+        free(shared);
+        return -1;
+    }
     writer w = {&s->batch, 0};
     s->batch.len = 0;
     put_cstr(&w, "[");
     for (int k = 0; k < n; k++) {
         if (k)
             put_cstr(&w, ",");
-        put_record(&w, s->cfg, recs[k]);
+        put_record(&w, s->cfg, recs[k], shared[k]);
     }
     put(&w, "]", 2); /* with the NUL */
+    free(shared);
     return w.failed ? -1 : 0;
 }
 

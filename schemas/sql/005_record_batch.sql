@@ -232,18 +232,18 @@ $$;
 -- then recorded, for the items of a batch (ap_record_batch's) that the
 -- set-based paths take, judged as new actions (no approval, nothing of their
 -- own stored yet: the callers see to it). In a batch of 8 or more items, an
--- item is judged when no earlier item of the batch has its entity, idempotency
--- key or action id, no earlier revert names it, and it is invalid, or a
--- change that is not a revert and either names its value or was sent live,
--- prepared without failure and answered with success (or rehearsed). A live
--- item keeps what was prepared for it: neither policy nor the checks apply
--- again. Takes first, in one order, the locks of every field the batch may
--- change (ap_check_change's), so that what it reads of entity_state holds
--- until the transaction ends. Per item: its position in the batch and
--- members (not its payload), live (sent to a live target), held (by policy),
--- checked (executes or is rehearsed: checked against prev, the stored value,
--- if it existed), failure, applied (the value to set), output, and the row to
--- record: recorded (its status), recorded_reason, wait_reason, not_before.
+-- item is judged when it is not shared (see ap_record_batch) and it is
+-- invalid, or a change that is not a revert and either names its value or
+-- was sent live, prepared without failure and answered with success (or
+-- rehearsed). A live item keeps what was prepared for it: neither policy nor
+-- the checks apply again. Takes first, in one order, the locks of every field
+-- the batch may change (ap_check_change's), so that what it reads of
+-- entity_state holds until the transaction ends. Per item: its position in
+-- the batch and members (not its payload), live (sent to a live target), held
+-- (by policy), checked (executes or is rehearsed: checked against prev, the
+-- stored value, if it existed), failure, applied (the value to set), output,
+-- and the row to record: recorded (its status), recorded_reason,
+-- wait_reason, not_before.
 CREATE FUNCTION ap_judge_batch(items jsonb)
 RETURNS TABLE (pos bigint, ord integer, action_id text, tenant_id text, subsystem text,
                action_type text, entity_id text, idempotency_key text, tier smallint,
@@ -281,23 +281,7 @@ BEGIN
                target text, worker_id text, topic text,
                "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
                attempt integer, guard jsonb, wait jsonb, prepared jsonb, http jsonb,
-               revert_of text)),
-    -- Items with an entity, key or action id that an earlier item of the batch
-    -- has, and those an earlier revert of the batch names.
-    shared AS (
-        SELECT s.pos FROM (
-            SELECT b.pos,
-                   row_number() OVER (PARTITION BY b.tenant_id, b.subsystem, b.entity_id
-                                      ORDER BY b.pos) AS on_entity,
-                   row_number() OVER (PARTITION BY b.idempotency_key ORDER BY b.pos) AS on_key,
-                   row_number() OVER (PARTITION BY b.tenant_id, b.action_id ORDER BY b.pos) AS on_id
-              FROM b) s
-         WHERE s.on_entity > 1 OR s.on_key > 1 OR s.on_id > 1
-        UNION ALL
-        SELECT b.pos FROM b
-          JOIN (SELECT r.tenant_id, r.revert_of, min(r.pos) AS pos FROM b r
-                 WHERE r.revert_of IS NOT NULL GROUP BY 1, 2) r   -- a few per batch
-            ON r.tenant_id = b.tenant_id AND r.revert_of = b.action_id AND r.pos < b.pos),
+               shared boolean)),
     -- The kill switch and pauses: a few rows, read once per batch.
     paused AS MATERIALIZED (SELECT k.scope, k.target FROM controls k),
     -- Policy (ap_policy for an action not yet stored: no approval, nothing of its own).
@@ -338,7 +322,7 @@ BEGIN
                                  OR (k.scope = 'tenant' AND k.target = f.tenant_id)
                                  OR (k.scope = 'subsystem' AND k.target = f.subsystem)
                               ORDER BY k.scope = 'global' DESC LIMIT 1) k ON true
-         WHERE f.pos NOT IN (SELECT pos FROM shared)
+         WHERE f.shared IS NOT TRUE
            AND (NOT f.live AND f.status = 'rejected'
                 OR f.status IN ('executed', 'dry_run') AND f.action_type <> 'revert'
                    AND CASE WHEN f.live
@@ -480,10 +464,13 @@ $$;
 -- tier1_eligible, quiet_hours, status ('executed' | 'dry_run' | 'rejected' |
 -- 'failed'), reason, field, value, target, worker_id, topic, partition,
 -- offset, run_id, created_at, and those of 002 (current, revert_of, guard,
--- prepared, http) and of the guards (wait). Returns per item its ord, its
--- actions row and the outcome: the status recorded ('received' means it
--- waits: see wait_reason), 'duplicate', or 'redelivered' (an earlier delivery
--- recorded it; nothing changed).
+-- prepared, http) and of the guards (wait); shared: true when an earlier item
+-- of the batch has its entity, idempotency key or action id, or an earlier
+-- revert names it (the worker finds them in one pass over the batch; it may
+-- mark more: a shared item takes the general path). Returns per item its
+-- ord, its actions row and the outcome: the status recorded ('received' means
+-- it waits: see wait_reason), 'duplicate', or 'redelivered' (an earlier
+-- delivery recorded it; nothing changed).
 --
 -- Most items of a batch are new actions, each on an entity of its own: those
 -- ap_judge_batch takes are recorded by one set-based statement (the three
