@@ -516,11 +516,12 @@ BEGIN
           FROM fast f
         ON CONFLICT DO NOTHING
         RETURNING id),
-    -- Not a join: with the few rows the planner expects of these CTEs it
-    -- would pick a nested loop, quadratic in the batch.
+    -- The rows that went in: all but the few a conflict kept out. Both are
+    -- hashed; a join would let the planner pick a nested loop, quadratic in
+    -- the batch, with the few rows it expects of these CTEs.
     done AS (
         SELECT f.* FROM fast f
-         WHERE f.pk = ANY ((SELECT array_agg(i.id) FROM inserted i)::bigint[])),
+         WHERE f.pk NOT IN (SELECT l.pk FROM fast l EXCEPT SELECT i.id FROM inserted i)),
     executed AS (
         INSERT INTO executions (action_pk, attempt, target, mode, input, output, success,
                                 error_class, error_message, duration_us, worker_id, topic,
@@ -544,10 +545,17 @@ BEGIN
                CASE WHEN d.failure IS NULL THEN jsonb_build_object(
                     'field', d.field, 'previous', d.prev, 'existed', d.existed) END
           FROM done d WHERE d.checked ORDER BY d.pos),
+    -- A field the judge found no row of gets one without a conflict check:
+    -- the advisory lock the judge took keeps another from appearing.
+    created AS (
+        INSERT INTO entity_state (tenant_id, subsystem, entity_id, field, value, set_by_action)
+        SELECT d.tenant_id, d.subsystem, d.entity_id, d.field, d.applied, d.pk
+          FROM done d
+         WHERE d.checked AND d.status = 'executed' AND d.failure IS NULL AND NOT d.existed),
     applied AS (
         INSERT INTO entity_state (tenant_id, subsystem, entity_id, field, value, set_by_action)
         SELECT d.tenant_id, d.subsystem, d.entity_id, d.field, d.applied, d.pk
-          FROM done d WHERE d.checked AND d.status = 'executed' AND d.failure IS NULL
+          FROM done d WHERE d.checked AND d.status = 'executed' AND d.failure IS NULL AND d.existed
         ON CONFLICT (tenant_id, subsystem, entity_id, field) DO UPDATE
            SET value = EXCLUDED.value, set_by_action = EXCLUDED.set_by_action,
                updated_at = now())
