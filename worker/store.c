@@ -231,11 +231,14 @@ static int set_add(hash_set *set, uint64_t h) {
     return 0;
 }
 
+/* 1 when h is there or is not known. */
 static int set_has(const hash_set *set, uint64_t h) {
+    if (!h)
+        return 1;
     for (size_t i = (size_t)h & set->mask; set->slots[i]; i = (i + 1) & set->mask)
         if (set->slots[i] == h)
             return 1;
-    return !h;
+    return 0;
 }
 
 enum { KEY_ENTITY = 1, KEY_IDEMPOTENCY, KEY_ACTION, KEY_REVERTED };
