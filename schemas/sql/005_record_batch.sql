@@ -431,12 +431,18 @@ $$;
 -- now), and otherwise what ap_check_change says. New actions that
 -- ap_judge_batch takes are prepared set-based, the others one by one
 -- (ap_prepare_action). Writes nothing; its locks end with the caller's
--- transaction.
+-- transaction. In plpgsql, with a generic plan: a LANGUAGE sql function's body
+-- is planned at every call (~3 ms for 500 items).
 CREATE FUNCTION ap_prepare_batch(items jsonb)
 RETURNS TABLE (ord integer, known text, field text, value jsonb, failure text, why text,
                output jsonb)
-LANGUAGE sql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan   -- as ap_record_batch's (below)
+AS $$
+#variable_conflict use_column
+BEGIN
     -- Lookups as scalar subqueries: a join would let the plan scan the whole table.
+    RETURN QUERY
     WITH judged AS MATERIALIZED (
         SELECT j.* FROM ap_judge_batch(items) j
          WHERE (SELECT a.id FROM actions a
@@ -457,6 +463,7 @@ LANGUAGE sql AS $$
     SELECT p.* FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, pos)
      CROSS JOIN LATERAL ap_prepare_action(e.it) p
      WHERE e.pos NOT IN (SELECT j.pos FROM judged j);
+END;
 $$;
 
 -- ap_record_batch(items): records one batch of worker outcomes in order, in
