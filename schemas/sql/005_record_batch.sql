@@ -494,9 +494,9 @@ CREATE FUNCTION ap_record_batch(items jsonb)
 RETURNS TABLE (ord integer, action_pk bigint, outcome text)
 LANGUAGE plpgsql
 -- The plans of its statements do not depend on the batch. Left to choose,
--- the plan cache made a custom plan of the set-based statement for every
--- batch (it estimates the batch's length), ~0.3 ms of planning each: most of
--- what a batch of one item cost, ~1 ms for 500 (bench/README, twelfth session).
+-- the plan cache could make a custom plan of the set-based statement for
+-- every batch (it estimates the batch's length): 0.3-1 ms of planning a
+-- batch (bench/README, twelfth session).
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
