@@ -245,7 +245,7 @@ $$;
 -- and the row to record: recorded (its status), recorded_reason,
 -- wait_reason, not_before.
 CREATE FUNCTION ap_judge_batch(items jsonb)
-RETURNS TABLE (pos bigint, ord integer, action_id text, tenant_id text, subsystem text,
+RETURNS TABLE (pos integer, ord integer, action_id text, tenant_id text, subsystem text,
                action_type text, entity_id text, idempotency_key text, tier smallint,
                status text, field text, target text, worker_id text, topic text,
                "partition" integer, "offset" bigint, run_id text, created_at timestamptz,
@@ -272,10 +272,13 @@ BEGIN
               ORDER BY 1) l;
 
     RETURN QUERY
+    -- Item by item by position: jsonb_array_elements would copy every item
+    -- into a store of its own first.
     WITH b AS (
-        SELECT e.pos, x.*, e.it ? 'current' AS has_current, e.it->'current' AS current,
+        SELECT p.pos, x.*, e.it ? 'current' AS has_current, e.it->'current' AS current,
                e.it ?| array['http', 'prepared'] AS live
-          FROM jsonb_array_elements(items) WITH ORDINALITY AS e(it, pos)
+          FROM generate_series(1, jsonb_array_length(items)) AS p(pos)
+         CROSS JOIN LATERAL (SELECT items->(p.pos - 1) AS it) e
          CROSS JOIN LATERAL jsonb_to_record(e.it) AS x(
                ord integer, action_id text, tenant_id text, subsystem text, action_type text,
                entity_id text, idempotency_key text, tier smallint, tier1_eligible boolean,
@@ -291,9 +294,13 @@ BEGIN
         SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
                CASE WHEN f.status <> 'executed' OR f.live THEN NULL
                     WHEN pe.found THEN 'protected'
+                    -- two probes of the key: with an OR, a bitmap scan per item
                     WHEN EXISTS (SELECT 1 FROM autopilot a
-                                  WHERE a.tenant_id = f.tenant_id AND NOT a.enabled
-                                    AND (a.entity_id = '' OR a.entity_id = f.entity_id))
+                                  WHERE a.tenant_id = f.tenant_id AND a.entity_id = ''
+                                    AND NOT a.enabled)
+                      OR EXISTS (SELECT 1 FROM autopilot a
+                                  WHERE a.tenant_id = f.tenant_id AND a.entity_id = f.entity_id
+                                    AND NOT a.enabled)
                     THEN 'autopilot'
                     WHEN f.tier >= 3 THEN 'tier3'
                     WHEN f.tier = 2 THEN 'tier2'
@@ -524,7 +531,7 @@ BEGIN
                              idempotency_key, payload, tier, status, status_reason,
                              wait_reason, not_before, attempts, run_id, created_at)
         SELECT f.pk, f.action_id, f.tenant_id, f.subsystem, f.action_type, f.entity_id,
-               f.idempotency_key, items->(f.pos::integer - 1)->'payload', f.tier, f.recorded,
+               f.idempotency_key, items->(f.pos - 1)->'payload', f.tier, f.recorded,
                f.recorded_reason, f.wait_reason, f.not_before,
                CASE WHEN f.status = 'rejected' THEN 0 ELSE 1 END,
                f.run_id, f.created_at
