@@ -99,8 +99,11 @@ BEGIN
         -- changed: confidence, impact and quiet period do not apply to it.
         IF (it->>'tier')::int = 2
            OR (it->>'action_type' <> 'revert' AND NOT (it->>'tier1_eligible')::boolean)
+           -- (a.updated_at: only the actions updated since, 008)
            OR it->>'action_type' <> 'revert' AND EXISTS (SELECT 1 FROM executions x JOIN actions a ON a.id = x.action_pk
                        WHERE a.tenant_id = t AND a.subsystem = s AND a.entity_id = e
+                         AND a.updated_at > now() - make_interval(
+                             hours => coalesce((it->>'quiet_hours')::int, 24))
                          AND x.success AND x.mode = 'apply' AND a.id <> pk
                          AND x.executed_at > now() - make_interval(
                              hours => coalesce((it->>'quiet_hours')::int, 24))) THEN

@@ -305,10 +305,13 @@ BEGIN
                     WHEN f.tier >= 3 THEN 'tier3'
                     WHEN f.tier = 2 THEN 'tier2'
                     WHEN NOT f.tier1_eligible THEN 'tier1'
+                    -- (a.updated_at: only the actions updated since, 008)
                     WHEN EXISTS (SELECT 1 FROM executions x JOIN actions a ON a.id = x.action_pk
                                   WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
-                                    AND a.entity_id = f.entity_id AND x.success
-                                    AND x.mode = 'apply'
+                                    AND a.entity_id = f.entity_id
+                                    AND a.updated_at > now() - make_interval(
+                                        hours => coalesce(f.quiet_hours, 24))
+                                    AND x.success AND x.mode = 'apply'
                                     AND x.executed_at > now() - make_interval(
                                         hours => coalesce(f.quiet_hours, 24)))
                     THEN 'quiet'
