@@ -294,38 +294,35 @@ BEGIN
         SELECT f.*, pe.reason AS protected_reason, k.scope, k.target AS paused,
                CASE WHEN f.status <> 'executed' OR f.live THEN NULL
                     WHEN pe.found THEN 'protected'
-                    -- two probes of the key: with an OR, a bitmap scan per item
-                    WHEN EXISTS (SELECT 1 FROM autopilot a
-                                  WHERE a.tenant_id = f.tenant_id AND a.entity_id = ''
-                                    AND NOT a.enabled)
-                      OR EXISTS (SELECT 1 FROM autopilot a
-                                  WHERE a.tenant_id = f.tenant_id AND a.entity_id = f.entity_id
-                                    AND NOT a.enabled)
+                    WHEN (SELECT true FROM autopilot a
+                           WHERE a.tenant_id = f.tenant_id AND a.entity_id IN ('', f.entity_id)
+                             AND NOT a.enabled LIMIT 1)
                     THEN 'autopilot'
                     WHEN f.tier >= 3 THEN 'tier3'
                     WHEN f.tier = 2 THEN 'tier2'
                     WHEN NOT f.tier1_eligible THEN 'tier1'
                     -- (a.updated_at: only the actions updated since, 008)
-                    WHEN EXISTS (SELECT 1 FROM executions x JOIN actions a ON a.id = x.action_pk
-                                  WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
-                                    AND a.entity_id = f.entity_id
-                                    AND a.updated_at > now() - make_interval(
-                                        hours => coalesce(f.quiet_hours, 24))
-                                    AND x.success AND x.mode = 'apply'
-                                    AND x.executed_at > now() - make_interval(
-                                        hours => coalesce(f.quiet_hours, 24)))
+                    WHEN (SELECT true FROM executions x JOIN actions a ON a.id = x.action_pk
+                           WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
+                             AND a.entity_id = f.entity_id
+                             AND a.updated_at > now() - make_interval(
+                                 hours => coalesce(f.quiet_hours, 24))
+                             AND x.success AND x.mode = 'apply'
+                             AND x.executed_at > now() - make_interval(
+                                 hours => coalesce(f.quiet_hours, 24)) LIMIT 1)
                     THEN 'quiet'
                     WHEN k.scope IS NOT NULL THEN 'control'
-                    WHEN EXISTS (SELECT 1 FROM actions a
-                                  WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
-                                    AND a.entity_id = f.entity_id
-                                    AND a.status IN ('received', 'retry_scheduled'))
+                    WHEN (SELECT true FROM actions a
+                           WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
+                             AND a.entity_id = f.entity_id
+                             AND a.status IN ('received', 'retry_scheduled') LIMIT 1)
                     THEN 'behind'
                     WHEN f.wait IS NOT NULL THEN 'wait'
                END AS why_held
           FROM b f
           -- Lookups as LIMIT-ed lateral subqueries and scalar subqueries: a
-          -- join would let a cached plan scan the whole table for every batch.
+          -- join, or an EXISTS the planner may hash, would let a cached plan
+          -- read the whole table (or all of its waiting rows) for every batch.
           LEFT JOIN LATERAL (SELECT p.reason, true AS found FROM protected_entities p
                               WHERE p.tenant_id = f.tenant_id AND p.subsystem = f.subsystem
                                 AND p.entity_id = f.entity_id LIMIT 1) pe ON true
