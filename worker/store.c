@@ -219,26 +219,27 @@ typedef struct hash_set {
     size_t mask;
 } hash_set;
 
+/* The slot of h (not 0): the one holding it, or the free one it would take. */
+static uint64_t *slot_of(const hash_set *set, uint64_t h) {
+    size_t i = (size_t)h & set->mask;
+    while (set->slots[i] && set->slots[i] != h)
+        i = (i + 1) & set->mask;
+    return &set->slots[i];
+}
+
 /* Adds h (0: not known); 1 when it was there already or is not known. */
 static int set_add(hash_set *set, uint64_t h) {
     if (!h)
         return 1;
-    size_t i = (size_t)h & set->mask;
-    for (; set->slots[i]; i = (i + 1) & set->mask)
-        if (set->slots[i] == h)
-            return 1;
-    set->slots[i] = h;
-    return 0;
+    uint64_t *slot = slot_of(set, h);
+    int seen = *slot != 0;
+    *slot = h;
+    return seen;
 }
 
 /* 1 when h is there or is not known. */
 static int set_has(const hash_set *set, uint64_t h) {
-    if (!h)
-        return 1;
-    for (size_t i = (size_t)h & set->mask; set->slots[i]; i = (i + 1) & set->mask)
-        if (set->slots[i] == h)
-            return 1;
-    return 0;
+    return !h || *slot_of(set, h);
 }
 
 enum { KEY_ENTITY = 1, KEY_IDEMPOTENCY, KEY_ACTION, KEY_REVERTED };

@@ -70,6 +70,8 @@ DECLARE
     t  text := it->>'tenant_id';
     s  text := it->>'subsystem';
     e  text := it->>'entity_id';
+    quiet_since timestamptz :=
+        now() - make_interval(hours => coalesce((it->>'quiet_hours')::int, 24));
     c  record;
 BEGIN
     SELECT p.reason INTO c FROM protected_entities p
@@ -102,11 +104,9 @@ BEGIN
            -- (a.updated_at: only the actions updated since, 008)
            OR it->>'action_type' <> 'revert' AND EXISTS (SELECT 1 FROM executions x JOIN actions a ON a.id = x.action_pk
                        WHERE a.tenant_id = t AND a.subsystem = s AND a.entity_id = e
-                         AND a.updated_at > now() - make_interval(
-                             hours => coalesce((it->>'quiet_hours')::int, 24))
+                         AND a.updated_at > quiet_since
                          AND x.success AND x.mode = 'apply' AND a.id <> pk
-                         AND x.executed_at > now() - make_interval(
-                             hours => coalesce((it->>'quiet_hours')::int, 24))) THEN
+                         AND x.executed_at > quiet_since) THEN
             status := 'pending_approval';
             reason := CASE WHEN (it->>'tier')::int = 2 THEN 'tier 2: waits for approval'
                            WHEN NOT (it->>'tier1_eligible')::boolean

@@ -276,7 +276,8 @@ BEGIN
     -- into a store of its own first.
     WITH b AS (
         SELECT p.pos, x.*, e.it ? 'current' AS has_current, e.it->'current' AS current,
-               e.it ?| array['http', 'prepared'] AS live
+               e.it ?| array['http', 'prepared'] AS live,
+               now() - make_interval(hours => coalesce(x.quiet_hours, 24)) AS quiet_since
           FROM generate_series(1, jsonb_array_length(items)) AS p(pos)
          CROSS JOIN LATERAL (SELECT items->(p.pos - 1) AS it) e
          CROSS JOIN LATERAL jsonb_to_record(e.it) AS x(
@@ -304,12 +305,9 @@ BEGIN
                     -- (a.updated_at: only the actions updated since, 008)
                     WHEN (SELECT true FROM executions x JOIN actions a ON a.id = x.action_pk
                            WHERE a.tenant_id = f.tenant_id AND a.subsystem = f.subsystem
-                             AND a.entity_id = f.entity_id
-                             AND a.updated_at > now() - make_interval(
-                                 hours => coalesce(f.quiet_hours, 24))
+                             AND a.entity_id = f.entity_id AND a.updated_at > f.quiet_since
                              AND x.success AND x.mode = 'apply'
-                             AND x.executed_at > now() - make_interval(
-                                 hours => coalesce(f.quiet_hours, 24)) LIMIT 1)
+                             AND x.executed_at > f.quiet_since LIMIT 1)
                     THEN 'quiet'
                     WHEN k.scope IS NOT NULL THEN 'control'
                     WHEN (SELECT true FROM actions a
