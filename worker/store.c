@@ -246,7 +246,8 @@ enum { KEY_ENTITY = 1, KEY_IDEMPOTENCY, KEY_ACTION, KEY_REVERTED };
 
 /* Sets shared[k] for the records of recs[0..n) that ap_judge_batch must
  * leave to the general path: those with the entity, idempotency key or
- * action id of an earlier record, and those an earlier revert names. A hash
+ * action id of an earlier record, those an earlier revert names, and those
+ * whose `current` is null (the judge cannot tell it from none). A hash
  * collision or a member not known marks a record shared too: that costs only
  * the general path's time. -1 when out of memory. */
 static int mark_shared(ap_record *const *recs, int n, unsigned char *shared) {
@@ -265,6 +266,7 @@ static int mark_shared(ap_record *const *recs, int n, unsigned char *shared) {
         seen |= set_add(&set, parts_hash(KEY_IDEMPOTENCY, key, 1));
         seen |= set_add(&set, parts_hash(KEY_ACTION, action, 2));
         seen |= set_has(&set, parts_hash(KEY_REVERTED, action, 2));
+        seen |= !recs[k]->reason && json_is_null(json_object_get(a->json, "current"));
         shared[k] = (unsigned char)seen;
         const char *reverted[] = {a->tenant_id, recs[k]->reason ? NULL : revert_of(a)};
         if (reverted[1])

@@ -7,7 +7,7 @@
 # both are asked each batch a worker prepares. The load has every
 # case of the realistic mix: policy (tiers, the quiet period, autopilot,
 # protection, a pause, rate limits), guardrails (clamped, refused, under the
-# floor), `current` (matching, conflicting, unverified), reverts, duplicates,
+# floor), `current` (matching, conflicting, null, unverified), reverts, duplicates,
 # invalid actions, redeliveries, and changes sent to a live HTTP target
 # (schemas/examples/connector.json: campaign fields and one CRM field).
 source "$(dirname "$0")/lib.sh"
@@ -18,7 +18,7 @@ CTL=$BIN/actionpool-ctl
 pg() { PGOPTIONS="-c client_min_messages=warning" psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$AP_PG_PORT" -U postgres "$@"; }
 
 # gen SEED COUNT: realistic actions (~2 % invalid), ~15 % of them with the `current` the
-# planner saw: the last value generated for the field, or a wrong one.
+# planner saw: the last value generated for the field, null, or a wrong one.
 gen() {
   python3 "$REPO/tests/integration/gen_actions.py" --count "$2" --seed "$1" --realistic \
     --tenants 12 --entities 12 --duplicates 0.03 --invalid 0.02 --created-at now |
@@ -31,7 +31,8 @@ for line in sys.stdin:
     c = a.get("proposed_change") or {}
     key = (a["tenant_id"], a["owner_subsystem"], a["entity_id"], c.get("field"))
     if "field" in c and r.random() < 0.15:
-        a["current"] = last.get(key, 1) if r.random() < 0.6 else "stale"
+        roll = r.random()
+        a["current"] = last.get(key, 1) if roll < 0.5 else None if roll < 0.6 else "stale"
     if "value" in c:
         last[key] = c["value"]
     print(json.dumps(a))' "$1" >"$TEST_DIR/$1.jsonl"
