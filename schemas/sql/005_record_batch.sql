@@ -277,7 +277,7 @@ BEGIN
     -- reads as SQL NULL here: the worker leaves an item with a null `current`
     -- to the general path (it marks it shared).
     WITH b AS (
-        SELECT x.ordinality::integer AS pos, x.*, x.current IS NOT NULL AS has_current,
+        SELECT x.ordinality::integer AS pos, x.*,
                x.http IS NOT NULL OR x.prepared IS NOT NULL AS live,
                now() - make_interval(hours => coalesce(x.quiet_hours, 24)) AS quiet_since
           FROM ROWS FROM (jsonb_to_recordset(items) AS (
@@ -359,7 +359,7 @@ BEGIN
     checked AS (
         SELECT s.*,
                CASE WHEN NOT s.checked OR s.live THEN NULL
-                    WHEN s.has_current AND s.existed AND s.prev IS DISTINCT FROM s.current
+                    WHEN s.current IS NOT NULL AND s.existed AND s.prev IS DISTINCT FROM s.current
                     THEN 'conflict'
                     WHEN s.guard IS NULL OR s.requested IS NULL THEN NULL
                     WHEN s.requested < (s.guard->>'floor')::numeric THEN 'floor'
@@ -376,7 +376,7 @@ BEGIN
            CASE WHEN c.live THEN c.prepared->'value'
                 WHEN c.verdict = 'clamped' THEN to_jsonb(c.ceiling) ELSE c.value END,
            CASE WHEN c.live THEN coalesce(c.prepared->'output', '{}'::jsonb)
-                WHEN c.has_current AND NOT c.existed
+                WHEN c.current IS NOT NULL AND NOT c.existed
                 THEN jsonb_build_object('current', 'unverified') ELSE '{}'::jsonb END
            || CASE WHEN c.verdict = 'clamped'
                    THEN jsonb_build_object('guardrail', 'clamped', 'requested', c.requested,
