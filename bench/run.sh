@@ -286,8 +286,9 @@ cpu_snapshot() {
     '{workers: $workers, postgres: $postgres, kafka: $kafka, kafka_jit: $kafka_jit, redis: $redis,
       machine_busy: $busy, machine_iowait: $iowait, wall: $wall}'
 }
-# jit_ticks PID: CPU of a JVM's JIT compiler threads (a young broker compiles
-# its hot paths for minutes; that CPU is start-up cost, not cost per action).
+# jit_ticks PID: CPU of a JVM's JIT compiler threads alive now (a young broker
+# compiles its hot paths for minutes; that CPU is start-up cost, not cost per
+# action). The stack's broker never stops them (deploy/local/stack.sh).
 jit_ticks() {
   local t total=0 comm
   for t in /proc/"$1"/task/*; do

@@ -217,8 +217,8 @@ EOF
   # C1 only (TieredStopAtLevel=1): on a machine of two CPUs shared with everything else, C2
   # compiled for tens of seconds whenever the load changed, taking 5-7 s of CPU from the first
   # minute of a steady load (bench/README.md, fifth session); C1 code costs the broker no more.
-  # A fixed set of compiler threads: bench/run.sh sums their CPU, which the threads the JVM
-  # would otherwise start and stop with its queue take with them when they exit.
+  # Compiler threads that live as long as the JVM: bench/run.sh sums the CPU of those alive,
+  # and a thread the JVM stopped when its queue emptied would take its CPU out of that sum.
   local -a jvm=("$JAVA" -Xmx512m -Xms256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
     -XX:-UseDynamicNumberOfCompilerThreads
     -Djava.awt.headless=true
